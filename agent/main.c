@@ -1,0 +1,101 @@
+/* kci-agent: PID 1 of every kci guest. Boots the guest, then runs what the host asks. */
+#include <json-c/linkhash.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "agent/internal.h"
+#include "common/version.h"
+#include "common/xalloc.h"
+
+#define MODULES_LIST "/etc/kci/modules"
+
+static void
+send_hello(struct agent *a)
+{
+	struct kci_hello hello;
+	struct utsname uts;
+	size_t len;
+	char *json;
+
+	memset(&hello, 0, sizeof(hello));
+	hello.proto = KCI_PROTO_VERSION;
+	snprintf(hello.agent, sizeof(hello.agent), "%s", KCI_VERSION);
+	if (uname(&uts) == 0)
+		snprintf(hello.kernel, sizeof(hello.kernel), "%s", uts.release);
+	json = kci_proto_encode_hello(&hello, &len);
+	agent_send(a, KCI_F_HELLO, 0, json, len);
+	free(json);
+}
+
+/* Mounts the job's root over the initramfs, or stays put when there is no root disk. */
+static void
+setup_root(struct agent *a)
+{
+	struct kci_err err = KCI_ERR_INIT;
+	struct rootfs_disks disks;
+
+	if (rootfs_find(&disks) < 0)
+		agent_log(a, "no disk with serial kci-root; staying in the initramfs");
+	else if (rootfs_switch(&disks, &err) < 0)
+		agent_fatal(a, "root file system: %s", err.msg);
+	else if (!disks.scratch[0])
+		agent_log(a, "no disk with serial kci-scratch; writes go to RAM");
+	if (mounts_late(&err) < 0)
+		agent_fatal(a, "%s", err.msg);
+}
+
+/* The boot contract of docs/protocol.md, in its order. */
+static void
+boot(struct agent *a)
+{
+	struct kci_err err = KCI_ERR_INIT;
+
+	if (mounts_early(&err) < 0)
+		agent_fatal(a, "%s", err.msg);
+	console_init();
+	modules_load(a, MODULES_LIST);
+	if (port_open(&a->port, &err) < 0)
+		agent_fatal(a, "%s", err.msg);
+	send_hello(a);
+	setup_root(a);
+	net_loopback_up(a);
+}
+
+int
+main(void)
+{
+	/*
+	 * What PID 1 may do: everything, as root, inside the guest. It mounts file
+	 * systems, loads modules, forks the host's commands, signals and kills any
+	 * process, and powers the guest off. Its only channel out is the port (and
+	 * the console for boot messages); the VM is the sandbox. No seccomp policy:
+	 * it would be inherited by the jobs, which must be free to do anything a
+	 * Linux system allows. It never returns: it powers off instead, because
+	 * PID 1 exiting panics the kernel.
+	 */
+	struct agent a = { .port = -1, .sig_fd = -1, .timer_fd = -1 };
+
+	/* Run by mistake on a host, kill(-1) and reboot() would be a disaster. */
+	if (getpid() != 1) {
+		fprintf(stderr, "kci-agent: must run as PID 1 of a kci guest\n");
+		return 1;
+	}
+	/*
+	 * json-c seeds its string hash from the kernel RNG on first use. This
+	 * early in boot that read makes the kernel gather jitter entropy, about a
+	 * second under TCG, and every job pays it. The agent parses only the
+	 * host's JSON, which has no reason to flood a hash table, so it uses
+	 * json-c's unseeded hash instead.
+	 */
+	json_global_set_string_hash(JSON_C_STR_HASH_PERLLIKE);
+	a.dec = kci_xmalloc(sizeof(*a.dec));
+	kci_decoder_init(a.dec);
+	a.out_buf = kci_xmalloc(AGENT_READ_MAX);
+	a.send_buf = kci_xmalloc(KCI_FRAME_HDR + KCI_FRAME_MAX);
+	job_init(&a.job);
+	boot(&a);
+	serve(&a);
+}

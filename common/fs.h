@@ -1,0 +1,37 @@
+/* File-system helpers: the kci data directory, directory creation and atomic writes. */
+#ifndef KCI_COMMON_FS_H
+#define KCI_COMMON_FS_H
+
+#include <stddef.h>
+
+#include "common/err.h"
+
+/*
+ * Resolves the data directory: $KCI_HOME, else /var/lib/kci for root, else
+ * $XDG_DATA_HOME/kci (~/.local/share/kci). Returns a malloc'd path; the
+ * directory is created (0700) if missing.
+ */
+int kci_home(char **out, struct kci_err *err);
+
+/* mkdir -p with `mode` for the directories it creates. */
+int kci_mkdir_p(const char *path, unsigned mode, struct kci_err *err);
+
+/* Removes a directory tree without following symlinks. Missing is not an error. */
+int kci_rm_rf(const char *path, struct kci_err *err);
+
+/*
+ * Creates a temporary file next to `final` (same directory, so rename() is
+ * atomic). Returns the fd (O_CLOEXEC) and sets *tmp_path (malloc'd).
+ */
+int kci_tmpfile_near(const char *final, char **tmp_path, struct kci_err *err);
+
+/* fsyncs `fd`, renames tmp_path over final and fsyncs the directory. Closes fd. */
+int kci_commit_file(int fd, const char *tmp_path, const char *final, struct kci_err *err);
+
+/* Reads at most `max` bytes of a file into a malloc'd NUL-terminated buffer. */
+int kci_read_file(const char *path, size_t max, char **out, size_t *len, struct kci_err *err);
+
+/* Directory holding the running executable (malloc'd). */
+char *kci_exe_dir(void);
+
+#endif

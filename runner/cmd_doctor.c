@@ -1,0 +1,146 @@
+/* `kci doctor`: a checklist of what this host needs, with the fix for each missing piece. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "common/fs.h"
+#include "common/xalloc.h"
+#include "runner/cli.h"
+#include "vm/vm.h"
+
+struct checklist {
+	int failed;
+};
+
+static void
+check(struct checklist *c, int ok, const char *what, const char *detail, const char *fix)
+{
+	printf("  %s %-13s %s\n", ok ? "[ok]  " : "[FAIL]", what, detail);
+	if (!ok) {
+		printf("         %-13s fix: %s\n", "", fix);
+		c->failed = 1;
+	}
+}
+
+/* First line a command prints, or NULL if it cannot run. */
+static char *
+first_line(const char *cmd)
+{
+	char buf[256];
+	FILE *f = popen(cmd, "r");
+	char *line = NULL;
+
+	if (!f)
+		return NULL;
+	if (fgets(buf, sizeof(buf), f)) {
+		buf[strcspn(buf, "\n")] = '\0';
+		line = kci_xstrdup(buf);
+	}
+	if (pclose(f) != 0) {
+		free(line);
+		return NULL;
+	}
+	return line;
+}
+
+static void
+check_tools(struct checklist *c)
+{
+	char *qemu = first_line("qemu-system-x86_64 --version 2>/dev/null");
+	char *mke2fs = first_line("mke2fs -V 2>&1");
+
+	check(c, qemu != NULL, "qemu", qemu ? qemu : "qemu-system-x86_64 not found",
+	      "apt-get install qemu-system-x86");
+	check(c, mke2fs != NULL, "mke2fs", mke2fs ? mke2fs : "mke2fs not found",
+	      "apt-get install e2fsprogs");
+	free(qemu);
+	free(mke2fs);
+}
+
+static void
+check_guest(struct checklist *c, const char *home)
+{
+	struct kci_err err = KCI_ERR_INIT;
+	struct kci_guest *g = NULL;
+	char *agent = NULL, *detail;
+
+	if (kci_guest_find(&g, NULL, home, &err) < 0) {
+		check(c, 0, "guest kernel", err.msg,
+		      "scripts/fetch-guest.sh (downloads Debian's linux-image-cloud-amd64 and "
+		      "busybox-static; installs nothing on the host)");
+	} else {
+		detail = kci_xasprintf("%s (%s)", kci_guest_kernel(g),
+				       kci_guest_release(g)[0] ? kci_guest_release(g) : "release unknown");
+		check(c, 1, "guest kernel", detail, "");
+		free(detail);
+		check(c, kci_guest_busybox(g) != NULL, "base image",
+		      kci_guest_busybox(g) ? "busybox present (kci exec works without --rootfs)"
+					   : "no busybox in the guest bundle",
+		      "re-run scripts/fetch-guest.sh");
+	}
+	if (kci_agent_find(&agent, &err) < 0)
+		check(c, 0, "agent", err.msg, "build kci (cmake --build) or set KCI_AGENT");
+	else
+		check(c, 1, "agent", agent, "");
+	free(agent);
+	kci_guest_free(g);
+}
+
+static void
+check_store(struct checklist *c, char **home)
+{
+	struct kci_err err = KCI_ERR_INIT;
+	struct statvfs vfs;
+	char detail[512];
+
+	if (kci_home(home, &err) < 0) {
+		check(c, 0, "store", err.msg, "set KCI_HOME to a writable directory");
+		return;
+	}
+	if (access(*home, W_OK) < 0) {
+		snprintf(detail, sizeof(detail), "%s: %s", *home, strerror(errno));
+		check(c, 0, "store", detail, "set KCI_HOME to a writable directory");
+		return;
+	}
+	if (statvfs(*home, &vfs) == 0) {
+		unsigned long long free_mib =
+			(unsigned long long)vfs.f_bavail * vfs.f_frsize / (1024 * 1024);
+		snprintf(detail, sizeof(detail), "%s (%llu MiB free)", *home, free_mib);
+		check(c, free_mib >= 1024, "store", detail,
+		      "free some space: rootfs images and scratch disks need at least 1 GiB");
+	}
+}
+
+int
+kci_cmd_doctor(int argc, char **argv)
+{
+	struct checklist c = { 0 };
+	struct kci_err err = KCI_ERR_INIT;
+	enum kci_accel a;
+	char why[256], *home = NULL;
+
+	if (argc > 1) {
+		if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+			printf("Usage: kci doctor\n\nCheck this host and say how to fix what is "
+			       "missing. Exit status 0 when kci can run VMs here.\n");
+			return 0;
+		}
+		fprintf(stderr, "kci: doctor: unexpected argument '%s'\n", argv[1]);
+		return KCI_EXIT_RUNNER;
+	}
+	printf("kci doctor\n");
+	if (kci_accel_choose(KCI_ACCEL_AUTO, &a, why, sizeof(why), &err) < 0)
+		check(&c, 0, "accelerator", err.msg, "apt-get install qemu-system-x86");
+	else
+		check(&c, 1, "accelerator", why, "");
+	check_tools(&c);
+	check_store(&c, &home);
+	check_guest(&c, home);
+	printf(c.failed ? "Some checks failed; kci exec will not work until they are fixed.\n"
+			: "All checks passed: `kci exec -- uname -r` should work.\n");
+	free(home);
+	return c.failed ? 1 : 0;
+}

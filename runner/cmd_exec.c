@@ -1,0 +1,385 @@
+/* `kci exec`: run one command in a fresh micro-VM and exit with its status. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "common/fdio.h"
+#include "common/fs.h"
+#include "common/parse.h"
+#include "common/xalloc.h"
+#include "runner/cli.h"
+#include "vm/vm.h"
+
+static const char usage_text[] =
+	"Usage: kci exec [OPTIONS] [--] COMMAND [ARG...]\n"
+	"\n"
+	"Run COMMAND in a fresh micro-VM with its own Linux kernel. stdout and stderr\n"
+	"stream live; stdin is forwarded unless it is a terminal (then use -i or -it).\n"
+	"\n"
+	"Options:\n"
+	"      --rootfs DIR      root filesystem from a directory (cached as an ext4 image);\n"
+	"                        default: a built-in busybox system\n"
+	"      --kernel PATH     guest kernel bundle directory or vmlinuz file\n"
+	"      --cpus N          virtual CPUs (default 2)\n"
+	"      --memory SIZE     guest memory, e.g. 512M or 2G (default 512M)\n"
+	"      --disk SIZE       writable scratch disk, sparse on the host (default 8G)\n"
+	"      --timeout DUR     kill the VM after DUR, boot included: 90, 30s, 5m, 1h30m\n"
+	"      --net MODE        guest networking: none (default)\n"
+	"      --accel MODE      auto (default), kvm or tcg\n"
+	"  -e, --env K=V         set a variable in the guest (repeatable); -e K copies the host's\n"
+	"  -w, --workdir DIR     working directory in the guest (default /)\n"
+	"  -i, --interactive     forward stdin even when it is a terminal\n"
+	"  -t, --tty             give the command a pseudo-terminal (stdin must be a terminal)\n"
+	"  -q, --quiet           no notices from kci itself\n"
+	"      --debug           copy the guest console and QEMU command line to stderr\n"
+	"  -h, --help            this help\n"
+	"\n"
+	"Exit status:\n"
+	"  the command's own status, or 128+N when a signal N killed it\n"
+	"  124  --timeout expired; the VM was killed\n"
+	"  125  kci itself failed (a one-line 'kci: ...' message says why)\n"
+	"  126  the command could not be executed\n"
+	"  127  the command was not found\n"
+	"  130  kci was interrupted (143 for SIGTERM); the VM was torn down\n";
+
+struct exec_opts {
+	const char *rootfs, *kernel, *workdir;
+	unsigned cpus;
+	uint64_t memory_mib, disk_mib;
+	int64_t timeout_ms;
+	enum kci_accel accel;
+	int interactive, tty, quiet, debug;
+	char **env;
+	size_t nenv;
+};
+
+enum { OPT_ROOTFS = 256, OPT_KERNEL, OPT_CPUS, OPT_MEMORY, OPT_DISK, OPT_TIMEOUT, OPT_NET,
+       OPT_ACCEL, OPT_DEBUG };
+
+static const struct option long_opts[] = {
+	{ "rootfs", required_argument, NULL, OPT_ROOTFS },
+	{ "kernel", required_argument, NULL, OPT_KERNEL },
+	{ "cpus", required_argument, NULL, OPT_CPUS },
+	{ "memory", required_argument, NULL, OPT_MEMORY },
+	{ "disk", required_argument, NULL, OPT_DISK },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "net", required_argument, NULL, OPT_NET },
+	{ "accel", required_argument, NULL, OPT_ACCEL },
+	{ "env", required_argument, NULL, 'e' },
+	{ "workdir", required_argument, NULL, 'w' },
+	{ "interactive", no_argument, NULL, 'i' },
+	{ "tty", no_argument, NULL, 't' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "debug", no_argument, NULL, OPT_DEBUG },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int
+bad_value(const char *opt, const char *value, const char *expected)
+{
+	fprintf(stderr, "kci: exec: invalid %s '%s': expected %s\n", opt, value, expected);
+	return -1;
+}
+
+static void
+add_env(struct exec_opts *o, const char *kv)
+{
+	o->env = kci_xrealloc(o->env, (o->nenv + 2) * sizeof(char *));
+	if (strchr(kv, '=')) {
+		o->env[o->nenv++] = kci_xstrdup(kv);
+	} else {
+		const char *v = getenv(kv);
+		if (!v)
+			return; /* like docker: -e NAME with NAME unset passes nothing */
+		o->env[o->nenv++] = kci_xasprintf("%s=%s", kv, v);
+	}
+	o->env[o->nenv] = NULL;
+}
+
+/* Parses options; returns the index of COMMAND in argv, or -1 after printing why. */
+static int
+parse_opts(int argc, char **argv, struct exec_opts *o)
+{
+	int c;
+
+	optind = 1;
+	opterr = 0;
+	/* "+": stop at the first non-option so the command's own flags stay its own. */
+	while ((c = getopt_long(argc, argv, "+:e:w:itqh", long_opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_ROOTFS: o->rootfs = optarg; break;
+		case OPT_KERNEL: o->kernel = optarg; break;
+		case OPT_CPUS:
+			if (kci_parse_uint(optarg, 1, 64, &o->cpus) < 0)
+				return bad_value("--cpus", optarg, "a number from 1 to 64");
+			break;
+		case OPT_MEMORY:
+			if (kci_parse_size_mib(optarg, &o->memory_mib) < 0 || o->memory_mib < 64 ||
+			    o->memory_mib > 1 << 20)
+				return bad_value("--memory", optarg, "a size from 64M to 1024G, e.g. 512M or 2G");
+			break;
+		case OPT_DISK:
+			if (kci_parse_size_mib(optarg, &o->disk_mib) < 0 || o->disk_mib < 64)
+				return bad_value("--disk", optarg, "a size of at least 64M, e.g. 8G");
+			break;
+		case OPT_TIMEOUT:
+			if (kci_parse_duration(optarg, &o->timeout_ms) < 0 || o->timeout_ms <= 0)
+				return bad_value("--timeout", optarg, "a duration such as 90, 30s, 5m or 1h30m");
+			break;
+		case OPT_NET:
+			if (strcmp(optarg, "none") != 0)
+				return bad_value("--net", optarg,
+						 strcmp(optarg, "nat") == 0
+							 ? "none (nat is not supported yet)"
+							 : "none");
+			break;
+		case OPT_ACCEL:
+			if (kci_accel_parse(optarg, &o->accel) < 0)
+				return bad_value("--accel", optarg, "auto, kvm or tcg");
+			break;
+		case 'e': add_env(o, optarg); break;
+		case 'w':
+			if (optarg[0] != '/')
+				return bad_value("--workdir", optarg, "an absolute path");
+			o->workdir = optarg;
+			break;
+		case 'i': o->interactive = 1; break;
+		case 't': o->tty = 1; break;
+		case 'q': o->quiet = 1; break;
+		case OPT_DEBUG: o->debug = 1; break;
+		case 'h':
+			fputs(usage_text, stdout);
+			exit(0);
+		case ':':
+			fprintf(stderr, "kci: exec: %s needs a value\n", argv[optind - 1]);
+			return -1;
+		default:
+			if (optopt)
+				fprintf(stderr, "kci: exec: unknown option '-%c'\n", optopt);
+			else
+				fprintf(stderr, "kci: exec: unknown option '%s'\n", argv[optind - 1]);
+			fprintf(stderr, "Run 'kci exec --help' for the options.\n");
+			return -1;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "kci: exec: no command given\nUsage: kci exec [OPTIONS] [--] COMMAND [ARG...]\n");
+		return -1;
+	}
+	return optind;
+}
+
+/* The guest's environment: defaults first, then what the user passed (later wins in the agent). */
+static char **
+guest_env(const struct exec_opts *o)
+{
+	const char *term = getenv("TERM");
+	size_t n = 0;
+	char **env = kci_xcalloc(o->nenv + 4, sizeof(char *));
+
+	env[n++] = kci_xstrdup("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+	env[n++] = kci_xstrdup("HOME=/root");
+	if (o->tty)
+		env[n++] = kci_xasprintf("TERM=%s", term && *term ? term : "xterm");
+	for (size_t i = 0; i < o->nenv; i++) {
+		/* A user value replaces a default of the same name rather than duplicating it. */
+		size_t klen = strcspn(o->env[i], "=");
+		size_t j;
+		for (j = 0; j < n; j++)
+			if (strncmp(env[j], o->env[i], klen + 1) == 0)
+				break;
+		if (j < n) {
+			free(env[j]);
+			env[j] = kci_xstrdup(o->env[i]);
+		} else {
+			env = kci_xrealloc(env, (n + 2) * sizeof(char *));
+			env[n++] = kci_xstrdup(o->env[i]);
+		}
+	}
+	env[n] = NULL;
+	return env;
+}
+
+/* Terminal state restored on every exit path of -t. */
+struct term_state {
+	int active;
+	struct termios saved;
+};
+
+static int
+term_raw(struct term_state *t)
+{
+	struct termios raw;
+
+	if (tcgetattr(STDIN_FILENO, &t->saved) < 0)
+		return -1;
+	raw = t->saved;
+	cfmakeraw(&raw);
+	if (tcsetattr(STDIN_FILENO, TCSANOW, &raw) < 0)
+		return -1;
+	t->active = 1;
+	return 0;
+}
+
+static void
+term_restore(struct term_state *t)
+{
+	if (t->active)
+		tcsetattr(STDIN_FILENO, TCSANOW, &t->saved);
+	t->active = 0;
+}
+
+/* Everything up to the VM: guest bundle, agent, initramfs and root disk, accelerator. */
+struct prepared {
+	char *home, *cache, *rundir, *agent, *initrd, *rootfs;
+	struct kci_guest *guest;
+	enum kci_accel accel;
+};
+
+static int
+prepare(const struct exec_opts *o, struct prepared *p, struct kci_err *err)
+{
+	char why[256];
+	int rc;
+
+	if ((rc = kci_home(&p->home, err)) < 0)
+		return rc;
+	p->cache = kci_xasprintf("%s/cache", p->home);
+	p->rundir = kci_xasprintf("%s/run", p->home);
+	if ((rc = kci_guest_find(&p->guest, o->kernel, p->home, err)) < 0 ||
+	    (rc = kci_agent_find(&p->agent, err)) < 0 ||
+	    (rc = kci_initramfs_get(p->guest, p->agent, p->cache, &p->initrd, err)) < 0)
+		return rc;
+	if (o->rootfs)
+		rc = kci_rootfs_from_dir(o->rootfs, p->cache, &p->rootfs, err);
+	else
+		rc = kci_rootfs_base(p->guest, p->cache, &p->rootfs, err);
+	if (rc < 0)
+		return rc;
+	if ((rc = kci_accel_choose(o->accel, &p->accel, why, sizeof(why), err)) < 0)
+		return rc;
+	/* Say once, where a person is watching, that guests are emulated here. */
+	if (p->accel == KCI_ACCEL_TCG && o->accel == KCI_ACCEL_AUTO && !o->quiet &&
+	    isatty(STDERR_FILENO))
+		fprintf(stderr, "kci: using %s\n", why);
+	return 0;
+}
+
+static void
+prepared_clear(struct prepared *p)
+{
+	free(p->home);
+	free(p->cache);
+	free(p->rundir);
+	free(p->agent);
+	free(p->initrd);
+	free(p->rootfs);
+	kci_guest_free(p->guest);
+}
+
+/* Maps how the run ended to kci exec's exit status, printing what the user must know. */
+static int
+exit_status(int rc, const struct kci_vm_result *res, int signo, struct kci_err *err)
+{
+	if (rc == KCI_TIMEOUT) {
+		kci_print_error(err->msg);
+		return KCI_EXIT_TIMEOUT;
+	}
+	if (rc == KCI_CANCELED) {
+		fprintf(stderr, "kci: %s; the VM was torn down\n", err->msg);
+		return signo ? 128 + signo : 130;
+	}
+	if (rc < 0) {
+		kci_print_error(err->msg);
+		return KCI_EXIT_RUNNER;
+	}
+	if (res->error[0])
+		fprintf(stderr, "kci: %s\n", res->error);
+	return res->signal ? 128 + res->signal : res->code;
+}
+
+int
+kci_cmd_exec(int argc, char **argv)
+{
+	struct exec_opts o = { .cpus = 2, .memory_mib = 512, .disk_mib = 8192,
+			       .accel = KCI_ACCEL_AUTO };
+	struct kci_vm_opts vo = KCI_VM_OPTS_INIT;
+	struct kci_vm_io io = KCI_VM_IO_INIT;
+	struct kci_run_req req = { 0 };
+	struct kci_vm_result res = { 0 };
+	struct kci_err err = KCI_ERR_INIT;
+	struct prepared p = { 0 };
+	struct term_state term = { 0 };
+	struct kci_vm *vm = NULL;
+	sigset_t sigs;
+	int cmd, rc, signo = 0, stdin_tty = isatty(STDIN_FILENO);
+
+	if ((cmd = parse_opts(argc, argv, &o)) < 0)
+		return KCI_EXIT_RUNNER;
+	if (o.tty && !stdin_tty) {
+		fprintf(stderr, "kci: exec: -t needs a terminal on stdin\n");
+		return KCI_EXIT_RUNNER;
+	}
+	/* Signals become events in the VM loop, so teardown happens on our terms. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGWINCH);
+	sigprocmask(SIG_BLOCK, &sigs, NULL);
+	io.signal_fd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+
+	if ((rc = prepare(&o, &p, &err)) < 0)
+		goto out;
+	req.argv = argv + cmd;
+	req.env = guest_env(&o);
+	req.cwd = (char *)(o.workdir ? o.workdir : "/");
+	req.tty = o.tty;
+	io.stdin_fd = (!stdin_tty || o.interactive || o.tty) ? STDIN_FILENO : -1;
+	if (o.tty) {
+		struct winsize ws;
+		io.tty_fd = STDIN_FILENO;
+		if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) {
+			req.rows = ws.ws_row;
+			req.cols = ws.ws_col;
+		}
+	}
+	vo.kernel = kci_guest_kernel(p.guest);
+	vo.initrd = p.initrd;
+	vo.rootfs = p.rootfs;
+	vo.run_dir = p.rundir;
+	vo.accel = p.accel;
+	vo.cpus = o.cpus;
+	vo.memory_mib = o.memory_mib;
+	vo.scratch_mib = o.disk_mib;
+	vo.timeout_ms = o.timeout_ms;
+	vo.console_fd = o.debug ? STDERR_FILENO : -1;
+	if ((rc = kci_vm_start(&vm, &vo, &err)) < 0)
+		goto out;
+	if (o.tty && term_raw(&term) < 0) {
+		rc = kci_err_sys(&err, errno, "cannot put the terminal in raw mode");
+		goto out;
+	}
+	rc = kci_vm_exec(vm, &req, &io, &res, &signo, &err);
+out:
+	term_restore(&term);
+	kci_vm_free(vm);
+	prepared_clear(&p);
+	for (size_t i = 0; req.env && req.env[i]; i++)
+		free(req.env[i]);
+	free(req.env);
+	for (size_t i = 0; i < o.nenv; i++)
+		free(o.env[i]);
+	free(o.env);
+	if (io.signal_fd >= 0)
+		close(io.signal_fd);
+	return exit_status(rc, &res, signo, &err);
+}

@@ -1,0 +1,103 @@
+/*
+ * kci: run CI jobs in throwaway micro-VMs. This file dispatches subcommands.
+ *
+ * What this process may do: spawn QEMU and host tools (mke2fs), read and write
+ * under KCI_HOME, read the guest bundle, talk to its VMs over socketpairs. It
+ * never runs anything it got from a guest.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/version.h"
+#include "runner/cli.h"
+
+static const struct {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *help;
+} commands[] = {
+	{ "exec", kci_cmd_exec, "run one command in a fresh micro-VM" },
+	{ "doctor", kci_cmd_doctor, "check this host: accelerator, QEMU, guest kernel, store" },
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "Usage: kci COMMAND [OPTIONS]\n\n"
+		   "Run CI jobs, each in its own throwaway micro-VM with its own Linux kernel.\n\n"
+		   "Commands:\n");
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].help);
+	fprintf(f, "  %-8s %s\n", "version", "print the version");
+	fprintf(f, "\nRun 'kci COMMAND --help' for a command's options.\n"
+		   "Environment: KCI_HOME (data dir), KCI_GUEST_DIR (guest kernel bundle).\n");
+}
+
+/* Levenshtein distance, for "did you mean". */
+static size_t
+distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), row[32];
+
+	if (la >= 31 || lb >= 31)
+		return 99;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t prev = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t cur = row[j];
+			size_t sub = prev + (a[i - 1] != b[j - 1]);
+			size_t best = row[j] + 1 < row[j - 1] + 1 ? row[j] + 1 : row[j - 1] + 1;
+			row[j] = sub < best ? sub : best;
+			prev = cur;
+		}
+	}
+	return row[lb];
+}
+
+void
+kci_print_error(const char *msg)
+{
+	fputs("kci: ", stderr);
+	for (const char *p = msg; *p; p++) {
+		fputc(*p, stderr);
+		if (*p == '\n' && p[1])
+			fputs("  | ", stderr);
+	}
+	fputc('\n', stderr);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : NULL;
+
+	/* A closed stdout is an error to report, not a reason to die silently. */
+	signal(SIGPIPE, SIG_IGN);
+	if (!cmd || strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 ||
+	    strcmp(cmd, "help") == 0) {
+		usage(cmd ? stdout : stderr);
+		return cmd ? 0 : KCI_EXIT_RUNNER;
+	}
+	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+		printf("kci %s\n", KCI_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (strcmp(cmd, commands[i].name) == 0)
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "kci: unknown command '%s'", cmd);
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		if (distance(cmd, commands[i].name) <= 2) {
+			fprintf(stderr, "; did you mean '%s'?", commands[i].name);
+			break;
+		}
+	}
+	fprintf(stderr, "\nRun 'kci --help' for the list of commands.\n");
+	return KCI_EXIT_RUNNER;
+}

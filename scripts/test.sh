@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs the whole test suite from a fresh Debian 12 machine: installs dependencies, builds
+# with AddressSanitizer + UndefinedBehaviorSanitizer, fetches the guest kernel bundle, and
+# runs every unit, fuzz-replay and integration test (real QEMU VMs) with ctest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${BUILD:-build-test}
+if [ "$(id -u)" -eq 0 ]; then
+	scripts/install-deps.sh
+else
+	echo "test: not root, assuming dependencies are installed (scripts/install-deps.sh)" >&2
+fi
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DKCI_SANITIZE=ON -DKCI_FUZZ=ON >/dev/null
+cmake --build "$build" -j"$(nproc)"
+scripts/fetch-guest.sh "$PWD/$build/share/kci/guest"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+cd "$build"
+ctest --output-on-failure -j2 "$@"

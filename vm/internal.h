@@ -1,0 +1,58 @@
+/* Private to vm/: pieces shared between its files and exercised by unit tests. */
+#ifndef KCI_VM_INTERNAL_H
+#define KCI_VM_INTERNAL_H
+
+#include <stddef.h>
+
+#include "common/err.h"
+#include "vm/vm.h"
+
+/* Kernel modules the agent needs, by name; dependencies are added by modules_resolve(). */
+extern const char *const vm_guest_modules[];
+
+/*
+ * From the text of a modules.dep, lists the relative paths of `wanted`
+ * modules and their dependencies in a valid load order (dependencies
+ * first, each once). Wanted modules absent from the file are skipped: they
+ * may be built in. *out is a NULL-terminated malloc'd vector.
+ */
+int modules_resolve(const char *dep_text, const char *const *wanted, char ***out,
+		    struct kci_err *err);
+void strv_free(char **v);
+
+/* The QEMU command line for a VM; fds are the numbers QEMU will see. */
+struct qemu_cmd {
+	const char *qemu, *kernel, *initrd, *rootfs, *scratch;
+	enum kci_accel accel;
+	unsigned cpus;
+	unsigned long long memory_mib;
+	unsigned tsc_khz;
+	int console_fd, agent_fd, qmp_fd;
+};
+/* Returns a NULL-terminated malloc'd argv (free with strv_free). */
+char **qemu_argv(const struct qemu_cmd *c);
+
+/* Accelerator choice from /proc/cpuinfo text and whether /dev/kvm opened. */
+enum kci_accel accel_auto(const char *cpuinfo, int kvm_ok, char *why, size_t whylen);
+/* "cpu MHz" of the first CPU in /proc/cpuinfo text, in kHz; 0 if absent. */
+unsigned tsc_khz_parse(const char *cpuinfo);
+
+/* A ring of the last bytes the guest console printed. */
+#define CONSOLE_RING 16384
+struct console_ring {
+	char buf[CONSOLE_RING];
+	size_t start, len;
+	char tail[CONSOLE_RING + 1];
+};
+void console_ring_add(struct console_ring *r, const char *p, size_t n);
+/* The last `lines` lines, cleaned of CR and control bytes. Borrowed from r. */
+const char *console_ring_tail(struct console_ring *r, int lines);
+/* The panic line ("Kernel panic - not syncing: ...") if the console shows one, else NULL. */
+const char *console_panic_line(struct console_ring *r, char *buf, size_t size);
+
+/* Runs a program and waits; its stdout/stderr are captured into err on failure. */
+int run_tool(char *const argv[], struct kci_err *err);
+/* Same, keeping the last outsize-1 bytes of its output in out. */
+int run_capture(char *const argv[], char *out, size_t outsize, struct kci_err *err);
+
+#endif

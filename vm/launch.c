@@ -1,0 +1,378 @@
+/*
+ * Launching QEMU and tearing it down. Every VM has a private runtime dir
+ * (0700) holding its QMP socket, scratch disk and lock; kci_vm_free() removes
+ * it on every path, and kci_vm_sweep_stale() removes those of dead kci
+ * processes. QEMU gets PR_SET_PDEATHSIG so it never outlives kci.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/fdio.h"
+#include "common/proto.h"
+#include "common/fs.h"
+#include "common/xalloc.h"
+#include "vm/vmpriv.h"
+
+/* The fd numbers QEMU sees for its inherited sockets. */
+enum { CHILD_CONSOLE_FD = 3, CHILD_AGENT_FD = 4, CHILD_QMP_FD = 5 };
+
+int64_t
+vm_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int
+set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+void
+kci_vm_sweep_stale(const char *run_dir)
+{
+	DIR *d = opendir(run_dir);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, "vm-", 3) != 0)
+			continue;
+		char *dir = kci_xasprintf("%s/%s", run_dir, de->d_name);
+		char *lock = kci_xasprintf("%s/lock", dir);
+		int fd = open(lock, O_RDONLY | O_CLOEXEC);
+		/* A lock nobody holds means its kci died; one we cannot open is mid-creation. */
+		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+			kci_rm_rf(dir, NULL);
+		if (fd >= 0)
+			close(fd);
+		free(lock);
+		free(dir);
+	}
+	closedir(d);
+}
+
+/* Creates vm->dir with its lock held. */
+static int
+make_run_dir(struct kci_vm *vm, const char *run_dir, struct kci_err *err)
+{
+	char *lock;
+	int rc;
+
+	if ((rc = kci_mkdir_p(run_dir, 0700, err)) < 0)
+		return rc;
+	kci_vm_sweep_stale(run_dir);
+	vm->dir = kci_xasprintf("%s/vm-XXXXXX", run_dir);
+	if (!mkdtemp(vm->dir)) {
+		rc = kci_err_sys(err, errno, "create VM runtime dir in %s", run_dir);
+		free(vm->dir);
+		vm->dir = NULL;
+		return rc;
+	}
+	lock = kci_xasprintf("%s/lock", vm->dir);
+	vm->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (vm->lock_fd < 0 || flock(vm->lock_fd, LOCK_EX) < 0)
+		rc = kci_err_sys(err, errno, "lock %s", lock);
+	free(lock);
+	return rc;
+}
+
+static int
+make_scratch(struct kci_vm *vm, uint64_t mib, char **out, struct kci_err *err)
+{
+	char size[32];
+	char *path = kci_xasprintf("%s/scratch.ext4", vm->dir);
+	int rc;
+
+	snprintf(size, sizeof(size), "%lluM", (unsigned long long)mib);
+	/* Throwaway disk: no journal, no reserved blocks, lazy init; sparse on the host. */
+	char *argv[] = { "mke2fs", "-q", "-F", "-t", "ext4", "-O", "^has_journal", "-m", "0",
+			 "-E", "lazy_itable_init=1,root_owner=0:0", path, size, NULL };
+	if ((rc = run_tool(argv, err)) < 0) {
+		free(path);
+		return kci_err_prefix(err, "create scratch disk");
+	}
+	*out = path;
+	return 0;
+}
+
+/* A listening QMP socket created by us (so it exists, 0600, before QEMU runs). */
+static int
+make_qmp(struct kci_vm *vm, struct kci_err *err)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	vm->qmp_path = kci_xasprintf("%s/qmp.sock", vm->dir);
+	if (strlen(vm->qmp_path) >= sizeof(sa.sun_path))
+		return kci_err_set(err, KCI_INVALID, "runtime dir path too long for a socket: %s",
+				   vm->qmp_path);
+	strcpy(sa.sun_path, vm->qmp_path);
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return kci_err_sys(err, errno, "socket");
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(vm->qmp_path, 0600) < 0 ||
+	    listen(fd, 2) < 0) {
+		int rc = kci_err_sys(err, errno, "QMP socket %s", vm->qmp_path);
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+/* In the child: put the inherited sockets at fixed numbers and exec QEMU. */
+static void __attribute__((noreturn))
+exec_qemu(char **argv, int console, int agent, int qmp, int errfd, int report, pid_t parent)
+{
+	int devnull = open("/dev/null", O_RDONLY);
+	int e;
+
+	/* QEMU dies with kci, whatever kills kci. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (getppid() != parent)
+		_exit(127);
+	/* Own process group: the terminal's Ctrl-C reaches kci, which decides what to do. */
+	setpgid(0, 0);
+	sigset_t all;
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	/* dup2 order matters: move everything above the target numbers first. */
+	console = fcntl(console, F_DUPFD, 10);
+	agent = fcntl(agent, F_DUPFD, 10);
+	qmp = fcntl(qmp, F_DUPFD, 10);
+	errfd = fcntl(errfd, F_DUPFD, 10);
+	if (devnull < 0 || console < 0 || agent < 0 || qmp < 0 || errfd < 0 ||
+	    dup2(devnull, 0) < 0 || dup2(errfd, 1) < 0 || dup2(errfd, 2) < 0 ||
+	    dup2(console, CHILD_CONSOLE_FD) < 0 || dup2(agent, CHILD_AGENT_FD) < 0 ||
+	    dup2(qmp, CHILD_QMP_FD) < 0)
+		goto fail;
+	execvp(argv[0], argv);
+fail:
+	e = errno;
+	(void)!write(report, &e, sizeof(e));
+	_exit(127);
+}
+
+static int
+spawn(struct kci_vm *vm, char **argv, int console, int agent, int qmp, struct kci_err *err)
+{
+	int errpipe[2] = { -1, -1 }, report[2] = { -1, -1 }, e = 0, rc = 0;
+	pid_t parent = getpid();
+	ssize_t n;
+
+	if (pipe2(errpipe, O_CLOEXEC) < 0 || pipe2(report, O_CLOEXEC) < 0) {
+		rc = kci_err_sys(err, errno, "pipe");
+		goto out;
+	}
+	vm->pid = fork();
+	if (vm->pid < 0) {
+		vm->pid = 0;
+		rc = kci_err_sys(err, errno, "fork");
+		goto out;
+	}
+	if (vm->pid == 0)
+		exec_qemu(argv, console, agent, qmp, errpipe[1], report[1], parent);
+	close(report[1]);
+	report[1] = -1;
+	while ((n = read(report[0], &e, sizeof(e))) < 0 && errno == EINTR)
+		;
+	if (n == sizeof(e)) {
+		rc = kci_err_sys(err, e, "cannot run %s%s", argv[0],
+				 e == ENOENT ? " (install qemu-system-x86)" : "");
+		goto out;
+	}
+	vm->stderr_fd = errpipe[0];
+	errpipe[0] = -1;
+	set_nonblock(vm->stderr_fd);
+	vm->pidfd = (int)syscall(SYS_pidfd_open, vm->pid, 0);
+	if (vm->pidfd < 0)
+		rc = kci_err_sys(err, errno, "pidfd_open");
+	else
+		fcntl(vm->pidfd, F_SETFD, FD_CLOEXEC);
+out:
+	for (int i = 0; i < 2; i++) {
+		if (errpipe[i] >= 0)
+			close(errpipe[i]);
+		if (report[i] >= 0)
+			close(report[i]);
+	}
+	return rc;
+}
+
+int
+kci_vm_start(struct kci_vm **out, const struct kci_vm_opts *o, struct kci_err *err)
+{
+	struct kci_vm *vm = kci_xcalloc(1, sizeof(*vm));
+	int con[2] = { -1, -1 }, agent[2] = { -1, -1 }, qmp = -1, rc;
+	char *scratch = NULL;
+	char **argv = NULL;
+
+	vm->pidfd = vm->agent_fd = vm->console_fd = vm->stderr_fd = vm->lock_fd = -1;
+	vm->console_copy_fd = o->console_fd;
+	vm->dec = kci_xmalloc(sizeof(*vm->dec));
+	kci_decoder_init(vm->dec);
+	vm->started_ms = vm_now_ms();
+	vm->deadline_ms = o->timeout_ms > 0 ? vm->started_ms + o->timeout_ms : 0;
+	if ((rc = make_run_dir(vm, o->run_dir, err)) < 0)
+		goto fail;
+	if (o->scratch_mib && (rc = make_scratch(vm, o->scratch_mib, &scratch, err)) < 0)
+		goto fail;
+	if ((qmp = make_qmp(vm, err)) < 0) {
+		rc = qmp;
+		goto fail;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con) < 0 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, agent) < 0) {
+		rc = kci_err_sys(err, errno, "socketpair");
+		goto fail;
+	}
+	struct qemu_cmd cmd = {
+		.qemu = o->qemu, .kernel = o->kernel, .initrd = o->initrd, .rootfs = o->rootfs,
+		.scratch = scratch, .accel = o->accel, .cpus = o->cpus,
+		.memory_mib = o->memory_mib, .tsc_khz = kci_host_tsc_khz(),
+		.console_fd = CHILD_CONSOLE_FD, .agent_fd = CHILD_AGENT_FD, .qmp_fd = CHILD_QMP_FD,
+	};
+	argv = qemu_argv(&cmd);
+	if (o->console_fd >= 0) {
+		for (size_t i = 0; argv[i]; i++)
+			dprintf(o->console_fd, "%s%s", i ? " " : "kci: debug: ", argv[i]);
+		dprintf(o->console_fd, "\n");
+	}
+	if ((rc = spawn(vm, argv, con[1], agent[1], qmp, err)) < 0)
+		goto fail;
+	vm->console_fd = con[0];
+	vm->agent_fd = agent[0];
+	con[0] = agent[0] = -1;
+	set_nonblock(vm->console_fd);
+	set_nonblock(vm->agent_fd);
+	rc = 0;
+	*out = vm;
+	vm = NULL;
+fail:
+	for (int i = 0; i < 2; i++) {
+		if (con[i] >= 0)
+			close(con[i]);
+		if (agent[i] >= 0)
+			close(agent[i]);
+	}
+	if (qmp >= 0)
+		close(qmp);
+	strv_free(argv);
+	free(scratch);
+	kci_vm_free(vm);
+	return rc;
+}
+
+static void
+drain_fd(int fd, struct console_ring *ring, int copy_fd)
+{
+	char buf[4096];
+	ssize_t n;
+
+	while (fd >= 0 && (n = read(fd, buf, sizeof(buf))) > 0) {
+		console_ring_add(ring, buf, (size_t)n);
+		if (copy_fd >= 0)
+			(void)kci_write_all(copy_fd, buf, (size_t)n);
+	}
+}
+
+void
+vm_drain_logs(struct kci_vm *vm)
+{
+	drain_fd(vm->console_fd, &vm->console, vm->console_copy_fd);
+	drain_fd(vm->stderr_fd, &vm->qemu_stderr, vm->console_copy_fd);
+}
+
+int
+vm_reap(struct kci_vm *vm, int block)
+{
+	pid_t r;
+
+	if (vm->pid <= 0)
+		return 1;
+	do
+		r = waitpid(vm->pid, &vm->status, block ? 0 : WNOHANG);
+	while (r < 0 && errno == EINTR);
+	if (r == vm->pid || (r < 0 && errno == ECHILD)) {
+		vm->pid = 0;
+		return 1;
+	}
+	return 0;
+}
+
+int
+vm_wait_exit(struct kci_vm *vm, int ms)
+{
+	int64_t end = vm_now_ms() + ms;
+	struct pollfd p[2] = { { .fd = vm->pidfd, .events = POLLIN },
+			       { .fd = vm->console_fd, .events = POLLIN } };
+
+	while (!vm_reap(vm, 0)) {
+		int64_t left = end - vm_now_ms();
+		if (left <= 0)
+			return 0;
+		(void)poll(p, 2, (int)left);
+		vm_drain_logs(vm);
+	}
+	return 1;
+}
+
+void
+kci_vm_free(struct kci_vm *vm)
+{
+	if (!vm)
+		return;
+	if (vm->pid > 0) {
+		/* An idle, healthy agent powers off cleanly; anything else is killed outright. */
+		uint8_t hdr[KCI_FRAME_HDR];
+		kci_frame_header(hdr, KCI_F_SHUTDOWN, 0, 0);
+		/* One non-blocking write: a guest that stopped reading does not get to stall us. */
+		if (vm->ready && !vm->busy && !vm->broken && vm->agent_fd >= 0 &&
+		    write(vm->agent_fd, hdr, sizeof(hdr)) == (ssize_t)sizeof(hdr))
+			(void)vm_wait_exit(vm, 2000);
+		if (vm->pid > 0) {
+			kill(vm->pid, SIGKILL);
+			vm_reap(vm, 1);
+		}
+	}
+	int fds[] = { vm->pidfd, vm->agent_fd, vm->console_fd, vm->stderr_fd };
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	if (vm->dir)
+		kci_rm_rf(vm->dir, NULL);
+	if (vm->lock_fd >= 0)
+		close(vm->lock_fd);
+	free(vm->dir);
+	free(vm->qmp_path);
+	free(vm->dec);
+	free(vm);
+}
+
+const char *
+kci_vm_console_tail(struct kci_vm *vm, int lines)
+{
+	vm_drain_logs(vm);
+	return console_ring_tail(&vm->console, lines);
+}

@@ -1,0 +1,250 @@
+/*
+ * Root filesystem disks: a directory tree becomes a cached read-only ext4
+ * image (mke2fs -d), shared by every VM that boots it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/digest.h"
+#include "common/fs.h"
+#include "common/xalloc.h"
+#include "vm/internal.h"
+
+#define ROOTFS_RECIPE "kci-rootfs-v1"
+#define BASE_RECIPE "kci-base-v1"
+
+/* Totals gathered while hashing a tree; nftw() offers no context pointer. */
+struct tree_walk {
+	struct kci_sha256 *h;
+	size_t root_len;
+	unsigned long long bytes, entries;
+	int error;
+};
+static __thread struct tree_walk *walk_state;
+
+static int
+walk_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	struct tree_walk *w = walk_state;
+	char meta[256], target[4096];
+	ssize_t n;
+
+	(void)ftw;
+	if (flag == FTW_NS || flag == FTW_DNR) {
+		w->error = errno ? errno : EACCES;
+		return 1;
+	}
+	/* Metadata, not contents: hashing gigabytes per `kci exec` would cost more than it saves. */
+	snprintf(meta, sizeof(meta), "%o %u %u %lld %lld.%09ld %llu", st->st_mode, st->st_uid,
+		 st->st_gid, (long long)st->st_size, (long long)st->st_mtim.tv_sec,
+		 st->st_mtim.tv_nsec, (unsigned long long)st->st_ino);
+	kci_sha256_update(w->h, path + w->root_len, strlen(path + w->root_len) + 1);
+	kci_sha256_update(w->h, meta, strlen(meta) + 1);
+	if (S_ISLNK(st->st_mode) && (n = readlink(path, target, sizeof(target))) > 0)
+		kci_sha256_update(w->h, target, (size_t)n);
+	w->bytes += (unsigned long long)st->st_blocks * 512;
+	w->entries++;
+	return 0;
+}
+
+static int
+tree_digest(const char *dir, char hex[65], unsigned long long *bytes,
+	    unsigned long long *entries, struct kci_err *err)
+{
+	struct tree_walk w = { .h = kci_sha256_new(), .root_len = strlen(dir) };
+	int rc;
+
+	kci_sha256_update(w.h, ROOTFS_RECIPE, sizeof(ROOTFS_RECIPE));
+	walk_state = &w;
+	rc = nftw(dir, walk_entry, 64, FTW_PHYS | FTW_MOUNT);
+	walk_state = NULL;
+	if (rc < 0 || w.error) {
+		kci_sha256_free(w.h);
+		return kci_err_sys(err, w.error ? w.error : errno, "read rootfs tree %s", dir);
+	}
+	kci_sha256_hex(w.h, hex);
+	*bytes = w.bytes;
+	*entries = w.entries;
+	return 0;
+}
+
+/* Runs mke2fs -d into a temp file next to `final`, then renames it into place. */
+static int
+make_ext4(const char *dir, const char *final, unsigned long long bytes,
+	  unsigned long long entries, struct kci_err *err)
+{
+	/* Room for ext4's own metadata and small-file slack; the file is sparse anyway. */
+	unsigned long long mib = (bytes + entries * 4096) / (1 << 20) * 5 / 4 + 64;
+	char size[32], inodes[32];
+	char *tmp = NULL;
+	int fd, rc;
+
+	if ((fd = kci_tmpfile_near(final, &tmp, err)) < 0)
+		return fd;
+	snprintf(size, sizeof(size), "%lluM", mib);
+	snprintf(inodes, sizeof(inodes), "%llu", entries + entries / 4 + 1024);
+	char *argv[] = { "mke2fs", "-q", "-F", "-t", "ext4", "-O", "^has_journal", "-m", "0",
+			 "-N", inodes, "-E", "root_owner=0:0", "-L", "kci-root", "-d",
+			 (char *)dir, tmp, size, NULL };
+	if ((rc = run_tool(argv, err)) < 0) {
+		kci_err_prefix(err, "build root filesystem from %s", dir);
+		close(fd);
+		unlink(tmp);
+		goto out;
+	}
+	rc = kci_commit_file(fd, tmp, final, err);
+out:
+	free(tmp);
+	return rc;
+}
+
+int
+kci_rootfs_from_dir(const char *dir, const char *cache_dir, char **out, struct kci_err *err)
+{
+	unsigned long long bytes, entries;
+	struct stat st;
+	char hex[65];
+	char *path;
+	int rc;
+
+	if (stat(dir, &st) < 0)
+		return kci_err_sys(err, errno, "--rootfs %s", dir);
+	if (!S_ISDIR(st.st_mode))
+		return kci_err_set(err, KCI_INVALID, "--rootfs %s: not a directory", dir);
+	if ((rc = tree_digest(dir, hex, &bytes, &entries, err)) < 0)
+		return rc;
+	if ((rc = kci_mkdir_p(cache_dir, 0700, err)) < 0)
+		return rc;
+	path = kci_xasprintf("%s/rootfs-%.20s.ext4", cache_dir, hex);
+	if (access(path, R_OK) != 0 && (rc = make_ext4(dir, path, bytes, entries, err)) < 0) {
+		free(path);
+		return rc;
+	}
+	*out = path;
+	return 0;
+}
+
+static int
+write_text(const char *root, const char *rel, const char *text, struct kci_err *err)
+{
+	char *path = kci_xasprintf("%s/%s", root, rel);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int rc = 0;
+
+	if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+		rc = kci_err_sys(err, errno, "write %s", path);
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	return rc;
+}
+
+/* Lays out a minimal busybox system in `root`. */
+static int
+populate_base(const char *root, const char *busybox, struct kci_err *err)
+{
+	static const char *const dirs[] = { "bin", "sbin", "usr", "usr/bin", "usr/sbin",
+					    "etc", "dev", "proc", "sys", "run", "root", "home",
+					    "var", "tmp", "var/tmp", "workspace", NULL };
+	char list[65536];
+	char *dst, *save = NULL;
+	int rc;
+
+	for (int i = 0; dirs[i]; i++) {
+		char *p = kci_xasprintf("%s/%s", root, dirs[i]);
+		mode_t mode = strstr(dirs[i], "tmp") ? 01777 : strcmp(dirs[i], "root") ? 0755 : 0700;
+		rc = mkdir(p, mode) < 0 || chmod(p, mode) < 0 ? kci_err_sys(err, errno, "mkdir %s", p) : 0;
+		free(p);
+		if (rc < 0)
+			return rc;
+	}
+	dst = kci_xasprintf("%s/bin/busybox", root);
+	{
+		char *argv[] = { "cp", "--", (char *)busybox, dst, NULL };
+		rc = run_tool(argv, err);
+	}
+	free(dst);
+	if (rc < 0)
+		return rc;
+	/* The applet list comes from the very binary we ship, so the links always match it. */
+	char *argv[] = { (char *)busybox, "--list-full", NULL };
+	if ((rc = run_capture(argv, list, sizeof(list), err)) < 0)
+		return kci_err_prefix(err, "list busybox applets");
+	for (char *a = strtok_r(list, "\n", &save); a; a = strtok_r(NULL, "\n", &save)) {
+		if (strstr(a, "..") || a[0] == '/' || strcmp(a, "bin/busybox") == 0)
+			continue;
+		char *link = kci_xasprintf("%s/%s", root, a);
+		if (symlink("/bin/busybox", link) < 0 && errno != EEXIST)
+			rc = kci_err_sys(err, errno, "symlink %s", link);
+		free(link);
+		if (rc < 0)
+			return rc;
+	}
+	if ((rc = write_text(root, "etc/passwd",
+			     "root:x:0:0:root:/root:/bin/sh\n"
+			     "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+			     err)) < 0 ||
+	    (rc = write_text(root, "etc/group", "root:x:0:\nnogroup:x:65534:\n", err)) < 0 ||
+	    (rc = write_text(root, "etc/hostname", "kci\n", err)) < 0 ||
+	    (rc = write_text(root, "etc/hosts", "127.0.0.1 localhost kci\n", err)) < 0)
+		return rc;
+	return 0;
+}
+
+int
+kci_rootfs_base(const struct kci_guest *g, const char *cache_dir, char **out,
+		struct kci_err *err)
+{
+	const char *busybox = kci_guest_busybox(g);
+	struct kci_sha256 *h;
+	char hex[65];
+	char *path = NULL, *tmpdir = NULL;
+	unsigned long long bytes, entries;
+	int rc;
+
+	if (!busybox)
+		return kci_err_set(err, KCI_NOTFOUND,
+				   "the guest bundle has no busybox for the built-in base image; "
+				   "pass --rootfs DIR or re-run scripts/fetch-guest.sh");
+	h = kci_sha256_new();
+	kci_sha256_update(h, BASE_RECIPE, sizeof(BASE_RECIPE));
+	if ((rc = kci_sha256_update_file(h, busybox, err)) < 0) {
+		kci_sha256_free(h);
+		return rc;
+	}
+	kci_sha256_hex(h, hex);
+	if ((rc = kci_mkdir_p(cache_dir, 0700, err)) < 0)
+		return rc;
+	path = kci_xasprintf("%s/base-%.20s.ext4", cache_dir, hex);
+	if (access(path, R_OK) == 0)
+		goto done;
+	tmpdir = kci_xasprintf("%s/base-tree-XXXXXX", cache_dir);
+	if (!mkdtemp(tmpdir)) {
+		rc = kci_err_sys(err, errno, "mkdtemp in %s", cache_dir);
+		free(tmpdir);
+		tmpdir = NULL;
+		goto out;
+	}
+	/* mkdtemp makes it 0700, and mke2fs -d copies that onto the guest's "/". */
+	(void)chmod(tmpdir, 0755);
+	if ((rc = populate_base(tmpdir, busybox, err)) < 0 ||
+	    (rc = tree_digest(tmpdir, hex, &bytes, &entries, err)) < 0 ||
+	    (rc = make_ext4(tmpdir, path, bytes, entries, err)) < 0)
+		goto out;
+done:
+	*out = path;
+	path = NULL;
+	rc = 0;
+out:
+	if (tmpdir)
+		kci_rm_rf(tmpdir, NULL);
+	free(tmpdir);
+	free(path);
+	return rc;
+}

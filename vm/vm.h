@@ -1,0 +1,147 @@
+/*
+ * vm/: boots one micro-VM per job and runs processes in it through the agent.
+ * Owns the guest kernel and initramfs, root filesystem disks, the QEMU
+ * command line, and the VM's whole lifetime including teardown.
+ */
+#ifndef KCI_VM_VM_H
+#define KCI_VM_VM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/proto.h"
+
+/* ---- guest assets: kernel, modules, busybox ---- */
+
+struct kci_guest;
+
+/*
+ * Locates the guest kernel bundle. `override` (from --kernel) may be a
+ * directory laid out like the bundle or a bare kernel image; otherwise
+ * $KCI_GUEST_DIR, $KCI_HOME/guest and <exe>/../share/kci/guest are tried.
+ * KCI_NOTFOUND when there is none (`kci doctor` explains the fix).
+ */
+int kci_guest_find(struct kci_guest **out, const char *override, const char *home,
+		   struct kci_err *err);
+void kci_guest_free(struct kci_guest *g);
+const char *kci_guest_dir(const struct kci_guest *g);	  /* NULL for a bare kernel */
+const char *kci_guest_kernel(const struct kci_guest *g);  /* the vmlinuz path */
+const char *kci_guest_release(const struct kci_guest *g); /* "" when unknown */
+const char *kci_guest_busybox(const struct kci_guest *g); /* NULL when absent */
+
+/* Finds the kci-agent binary: $KCI_AGENT, <exe>/kci-agent, <exe>/../lib/kci/kci-agent. */
+int kci_agent_find(char **out, struct kci_err *err);
+
+/*
+ * Returns (malloc'd) the path of a cached initramfs holding the agent as
+ * /init and the kernel modules it needs, building it under cache_dir only
+ * when its inputs changed.
+ */
+int kci_initramfs_get(const struct kci_guest *g, const char *agent, const char *cache_dir,
+		      char **out, struct kci_err *err);
+
+/* Cached read-only ext4 image of a directory tree (rebuilt when the tree changes). */
+int kci_rootfs_from_dir(const char *dir, const char *cache_dir, char **out, struct kci_err *err);
+/* Cached ext4 image of the built-in busybox base system. */
+int kci_rootfs_base(const struct kci_guest *g, const char *cache_dir, char **out,
+		    struct kci_err *err);
+
+/* ---- accelerator ---- */
+
+enum kci_accel { KCI_ACCEL_AUTO, KCI_ACCEL_KVM, KCI_ACCEL_TCG };
+
+/*
+ * Resolves `want` to KVM or TCG. AUTO picks KVM only when the CPU has
+ * hardware virtualization (vmx/svm) and /dev/kvm opens; `why` explains the
+ * choice in one line. Forcing KVM where it cannot work is KCI_INVALID.
+ */
+int kci_accel_choose(enum kci_accel want, enum kci_accel *out, char *why, size_t whylen,
+		     struct kci_err *err);
+/* Parses "auto"|"kvm"|"tcg". */
+int kci_accel_parse(const char *s, enum kci_accel *out);
+const char *kci_accel_name(enum kci_accel a);
+/* Host TSC frequency in kHz from /proc/cpuinfo, 0 if unknown. */
+unsigned kci_host_tsc_khz(void);
+
+/* ---- one VM ---- */
+
+struct kci_vm_opts {
+	const char *qemu;	/* QEMU binary; NULL = qemu-system-x86_64 from PATH */
+	const char *kernel;	/* vmlinuz */
+	const char *initrd;	/* from kci_initramfs_get() */
+	const char *rootfs;	/* ext4 image, attached read-only; NULL = stay in initramfs */
+	const char *run_dir;	/* parent of per-VM private runtime dirs */
+	enum kci_accel accel;	/* KVM or TCG (already resolved) */
+	unsigned cpus;
+	uint64_t memory_mib;
+	uint64_t scratch_mib;	/* size of the per-VM writable disk; 0 = tmpfs in the guest */
+	int64_t timeout_ms;	/* whole life of the VM, boot included; 0 = none */
+	int console_fd;		/* if >= 0, the guest console is copied here (--debug) */
+};
+
+#define KCI_VM_OPTS_INIT                                                                      \
+	{ .accel = KCI_ACCEL_TCG, .cpus = 2, .memory_mib = 512, .scratch_mib = 8192,          \
+	  .console_fd = -1 }
+
+struct kci_vm;
+
+/*
+ * Boots a VM: creates its private runtime dir under run_dir, launches QEMU
+ * and returns without waiting for the guest. The VM is torn down by
+ * kci_vm_free() on every path.
+ */
+int kci_vm_start(struct kci_vm **out, const struct kci_vm_opts *o, struct kci_err *err);
+
+/*
+ * Kills QEMU if it still runs (asking the agent to power off first when it
+ * is idle), reaps it and removes the runtime dir. NULL is a no-op.
+ */
+void kci_vm_free(struct kci_vm *vm);
+
+/* How a process ended. */
+struct kci_vm_result {
+	int code;	 /* exit code when signal == 0 */
+	int signal;	 /* terminating signal, or 0 */
+	char error[256]; /* why it could not start (code 126/127) */
+};
+
+/* Output sink: must consume all of buf promptly (it runs inside the VM's event loop). */
+typedef int (*kci_vm_output_fn)(void *ctx, int stream, const uint8_t *buf, size_t len);
+
+struct kci_vm_io {
+	int stdin_fd;		 /* forwarded to the process; -1 = closed at once */
+	int tty_fd;		 /* with req->tty: the terminal whose size is mirrored, else -1 */
+	int signal_fd;		 /* signalfd: SIGINT/SIGTERM/SIGHUP cancel, SIGWINCH resizes; -1 */
+	int cancel_fd;		 /* becomes readable to cancel; -1 */
+	/*
+	 * Where output goes: with `output` NULL, to out_fd[1] (stdout) and
+	 * out_fd[2] (stderr), waiting for them to drain while still honouring
+	 * signals and deadlines; a slow reader slows the guest (backpressure)
+	 * and host memory stays bounded.
+	 */
+	int out_fd[3];
+	kci_vm_output_fn output; /* else called with stream 1 = stdout, 2 = stderr */
+	void *ctx;
+};
+
+#define KCI_VM_IO_INIT                                                                        \
+	{ .stdin_fd = -1, .tty_fd = -1, .signal_fd = -1, .cancel_fd = -1, .out_fd = { -1, 1, 2 } }
+
+/*
+ * Runs one process in the VM (waiting for the agent first if needed) and
+ * streams its output to io->output. Returns 0 with *res filled when the
+ * process ended, whatever its status. Errors: KCI_TIMEOUT (deadline),
+ * KCI_CANCELED (signal; *canceled_by holds it), KCI_PROTO (hostile or broken
+ * guest), KCI_ERROR (guest died: the message carries its last console lines).
+ */
+int kci_vm_exec(struct kci_vm *vm, const struct kci_run_req *req, const struct kci_vm_io *io,
+		struct kci_vm_result *res, int *canceled_by, struct kci_err *err);
+
+/* Last lines of the guest console, for diagnostics ("" when none). Borrowed. */
+const char *kci_vm_console_tail(struct kci_vm *vm, int lines);
+
+/* Removes runtime dirs left by kci processes that died without cleaning up. */
+void kci_vm_sweep_stale(const char *run_dir);
+
+#endif

@@ -1,0 +1,43 @@
+/* Private to vm/: the state of one running VM, shared by launch.c and session.c. */
+#ifndef KCI_VM_VMPRIV_H
+#define KCI_VM_VMPRIV_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/proto.h"
+#include "vm/internal.h"
+
+struct kci_vm {
+	pid_t pid;	/* QEMU; 0 once reaped */
+	int pidfd;	/* readable when QEMU exits */
+	int status;	/* QEMU's wait status once reaped */
+	int agent_fd;	/* our end of the virtio-serial socketpair (non-blocking) */
+	int console_fd; /* our end of the serial console socketpair (non-blocking) */
+	int stderr_fd;	/* QEMU's stderr (non-blocking pipe) */
+	int lock_fd;	/* flock held while the VM lives; see kci_vm_sweep_stale() */
+	int console_copy_fd;
+	char *dir;	/* private runtime dir (0700) */
+	char *qmp_path;
+	int64_t started_ms, deadline_ms; /* CLOCK_MONOTONIC; deadline 0 = none */
+	int64_t last_frame_ms;
+	int ready;	/* HELLO received */
+	int busy;	/* a process is running in the guest */
+	uint16_t next_id; /* last process id handed to the agent */
+	int broken;	/* protocol error or death: never talk to the agent again */
+	struct kci_decoder *dec;
+	struct console_ring console;
+	struct console_ring qemu_stderr;
+};
+
+int64_t vm_now_ms(void);
+/* Reads whatever the console and QEMU's stderr have buffered, without blocking. */
+void vm_drain_logs(struct kci_vm *vm);
+/* Reaps QEMU if it has exited (non-blocking); returns 1 if it is gone. */
+int vm_reap(struct kci_vm *vm, int block);
+/* Waits up to ms for QEMU to exit by itself, draining the console; 1 if it did. */
+int vm_wait_exit(struct kci_vm *vm, int ms);
+/* Builds the error for a guest that died under us, with its last console lines. */
+int vm_death_error(struct kci_vm *vm, const char *what, struct kci_err *err);
+
+#endif
