@@ -67,7 +67,7 @@ int rootfs_switch(const struct rootfs_disks *disks, struct kci_err *err);
 void modules_load(struct agent *a, const char *list_path);
 
 /* net.c */
-void net_loopback_up(struct agent *a);
+int net_loopback_up(const char **what);
 
 /* port.c */
 int port_open(int *out, struct kci_err *err);

@@ -1,5 +1,6 @@
 /* kci-agent: PID 1 of every kci guest. Boots the guest, then runs what the host asks. */
 #include <json-c/linkhash.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,21 +48,48 @@ setup_root(struct agent *a)
 		agent_fatal(a, "%s", err.msg);
 }
 
-/* The boot contract of docs/protocol.md, in its order. */
+struct loopback {
+	const char *what;
+	int rc;
+};
+
+static void *
+loopback_thread(void *arg)
+{
+	struct loopback *lo = arg;
+
+	lo->rc = net_loopback_up(&lo->what);
+	return NULL;
+}
+
+/*
+ * The boot contract of docs/protocol.md, in its order. Bringing up lo needs
+ * nothing else, so it runs on its own thread meanwhile (it logs nothing
+ * there: only the main thread writes to the port).
+ */
 static void
 boot(struct agent *a)
 {
 	struct kci_err err = KCI_ERR_INIT;
+	struct loopback lo = { 0 };
+	pthread_t thread;
+	int threaded;
 
 	if (mounts_early(&err) < 0)
 		agent_fatal(a, "%s", err.msg);
 	console_init();
+	threaded = pthread_create(&thread, NULL, loopback_thread, &lo) == 0;
 	modules_load(a, MODULES_LIST);
 	if (port_open(&a->port, &err) < 0)
 		agent_fatal(a, "%s", err.msg);
 	send_hello(a);
 	setup_root(a);
-	net_loopback_up(a);
+	if (threaded)
+		pthread_join(thread, NULL);
+	else
+		loopback_thread(&lo);
+	if (lo.rc < 0)
+		agent_log(a, "loopback: %s: %s", lo.what, strerror(-lo.rc));
 }
 
 int

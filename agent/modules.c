@@ -1,5 +1,6 @@
 /* Loading the kernel modules the initramfs carries (virtio, block, console, overlay). */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include "agent/internal.h"
+#include "common/xalloc.h"
 
 /* Loads one module; EEXIST means it is loaded or built in, which is what we want. */
 static void
@@ -25,17 +27,55 @@ load_one(struct agent *a, const char *path)
 	close(fd);
 }
 
+struct module_job {
+	struct agent *a;
+	char *path;
+	int level;
+	pthread_t thread;
+	int started;
+};
+
+static void *
+load_thread(void *arg)
+{
+	struct module_job *j = arg;
+
+	load_one(j->a, j->path);
+	return NULL;
+}
+
+/* Loads every module of one level at once; finit_module is slow under TCG, and they are independent. */
+static void
+load_level(struct module_job *jobs, size_t n, int level)
+{
+	for (size_t i = 0; i < n; i++)
+		if (jobs[i].level == level)
+			jobs[i].started = pthread_create(&jobs[i].thread, NULL, load_thread, &jobs[i]) == 0;
+	for (size_t i = 0; i < n; i++) {
+		if (jobs[i].level != level)
+			continue;
+		if (jobs[i].started)
+			pthread_join(jobs[i].thread, NULL);
+		else
+			load_one(jobs[i].a, jobs[i].path);
+	}
+}
+
 /*
- * Loads the modules named in list_path, one absolute path a line, in order:
- * kci wrote them in dependency order. Failures are logged, not fatal, since
- * a module may be built into the kernel; a missing device shows up later
- * with a clearer message.
+ * Loads the modules named in list_path, one "LEVEL PATH" a line: kci computed
+ * each module's depth in the dependency graph, so all of level N can load
+ * together once levels below N are in. Failures are logged, not fatal, since
+ * a module may be built into the kernel; a missing device shows up later with
+ * a clearer message.
  */
 void
 modules_load(struct agent *a, const char *list_path)
 {
+	struct module_job *jobs = NULL;
+	size_t njobs = 0;
 	char *line = NULL;
 	size_t size = 0;
+	int max_level = 0;
 	ssize_t n;
 	FILE *f;
 
@@ -45,12 +85,29 @@ modules_load(struct agent *a, const char *list_path)
 		return;
 	}
 	while ((n = getline(&line, &size, f)) >= 0) {
+		char *path;
+		long level;
+
 		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
 			line[--n] = '\0';
 		if (n == 0 || line[0] == '#')
 			continue;
-		load_one(a, line);
+		level = strtol(line, &path, 10);
+		if (path == line || *path != ' ' || level < 0 || level > 64) {
+			agent_log(a, "%s: bad line '%s'", list_path, line);
+			continue;
+		}
+		jobs = kci_xrealloc(jobs, (njobs + 1) * sizeof(*jobs));
+		jobs[njobs++] = (struct module_job){ .a = a, .path = kci_xstrdup(path + 1),
+						     .level = (int)level };
+		if (level > max_level)
+			max_level = (int)level;
 	}
 	free(line);
 	fclose(f);
+	for (int level = 0; level <= max_level; level++)
+		load_level(jobs, njobs, level);
+	for (size_t i = 0; i < njobs; i++)
+		free(jobs[i].path);
+	free(jobs);
 }

@@ -356,6 +356,7 @@ kci_cmd_exec(int argc, char **argv)
 	vo.initrd = p.initrd;
 	vo.rootfs = p.rootfs;
 	vo.run_dir = p.rundir;
+	vo.cache_dir = p.cache;
 	vo.accel = p.accel;
 	vo.cpus = o.cpus;
 	vo.memory_mib = o.memory_mib;

@@ -18,7 +18,7 @@
 #include "vm/internal.h"
 
 /* Bump when the layout of the initramfs changes, so old caches are not reused. */
-#define INITRAMFS_RECIPE "kci-initramfs-v1"
+#define INITRAMFS_RECIPE "kci-initramfs-v2"
 
 struct cpio {
 	struct archive *a;
@@ -126,12 +126,13 @@ out:
 
 /* The modules to carry, in load order, as paths relative to the modules dir. */
 static int
-guest_module_list(const struct kci_guest *g, char ***out, struct kci_err *err)
+guest_module_list(const struct kci_guest *g, char ***out, int **levels, struct kci_err *err)
 {
 	char *dep_path, *text = NULL;
 	int rc;
 
 	*out = NULL;
+	*levels = NULL;
 	if (!kci_guest_dir(g) || !kci_guest_release(g)[0])
 		return 0; /* a bare --kernel: modules must be built in */
 	dep_path = kci_xasprintf("%s/modules/modules.dep", kci_guest_dir(g));
@@ -139,7 +140,7 @@ guest_module_list(const struct kci_guest *g, char ***out, struct kci_err *err)
 	free(dep_path);
 	if (rc < 0)
 		return kci_err_prefix(err, "guest kernel bundle");
-	rc = modules_resolve(text, vm_guest_modules, out, err);
+	rc = modules_resolve(text, vm_guest_modules, out, levels, err);
 	free(text);
 	return rc;
 }
@@ -170,7 +171,7 @@ fail:
 }
 
 static int
-write_archive(int fd, const char *agent, const struct kci_guest *g, char **mods,
+write_archive(int fd, const char *agent, const struct kci_guest *g, char **mods, int *levels,
 	      struct kci_err *err)
 {
 	struct cpio c = { .a = archive_write_new() };
@@ -190,7 +191,8 @@ write_archive(int fd, const char *agent, const struct kci_guest *g, char **mods,
 	for (size_t i = 0; mods && mods[i] && rc == 0; i++) {
 		char *src = kci_xasprintf("%s/modules/%s", kci_guest_dir(g), mods[i]);
 		char *dst = kci_xasprintf("lib/modules/%s/%s", kci_guest_release(g), mods[i]);
-		char *grown = kci_xasprintf("%s/%s\n", list, dst);
+		/* "LEVEL PATH": the agent loads one level's modules in parallel. */
+		char *grown = kci_xasprintf("%s%d /%s\n", list, levels[i], dst);
 
 		free(list);
 		list = grown;
@@ -216,10 +218,11 @@ kci_initramfs_get(const struct kci_guest *g, const char *agent, const char *cach
 		  char **out, struct kci_err *err)
 {
 	char **mods = NULL;
+	int *levels = NULL;
 	char *key = NULL, *path = NULL, *tmp = NULL;
 	int fd = -1, rc;
 
-	if ((rc = guest_module_list(g, &mods, err)) < 0)
+	if ((rc = guest_module_list(g, &mods, &levels, err)) < 0)
 		return rc;
 	if (!(key = cache_key(agent, g, mods, err))) {
 		rc = err->code ? err->code : KCI_ERROR;
@@ -234,7 +237,7 @@ kci_initramfs_get(const struct kci_guest *g, const char *agent, const char *cach
 		rc = fd;
 		goto out;
 	}
-	if ((rc = write_archive(fd, agent, g, mods, err)) < 0) {
+	if ((rc = write_archive(fd, agent, g, mods, levels, err)) < 0) {
 		close(fd);
 		unlink(tmp);
 		goto out;
@@ -247,6 +250,7 @@ done:
 	rc = 0;
 out:
 	strv_free(mods);
+	free(levels);
 	free(key);
 	free(path);
 	free(tmp);

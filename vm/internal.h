@@ -14,9 +14,11 @@ extern const char *const vm_guest_modules[];
  * From the text of a modules.dep, lists the relative paths of `wanted`
  * modules and their dependencies in a valid load order (dependencies
  * first, each once). Wanted modules absent from the file are skipped: they
- * may be built in. *out is a NULL-terminated malloc'd vector.
+ * may be built in. *out is a NULL-terminated malloc'd vector; (*levels)[i]
+ * is module i's depth in the dependency graph, so modules of one level can
+ * load in parallel once every lower level has loaded.
  */
-int modules_resolve(const char *dep_text, const char *const *wanted, char ***out,
+int modules_resolve(const char *dep_text, const char *const *wanted, char ***out, int **levels,
 		    struct kci_err *err);
 void strv_free(char **v);
 

@@ -98,20 +98,96 @@ make_run_dir(struct kci_vm *vm, const char *run_dir, struct kci_err *err)
 	return rc;
 }
 
+/* Formats the cached, empty scratch template once per size. */
 static int
-make_scratch(struct kci_vm *vm, uint64_t mib, char **out, struct kci_err *err)
+scratch_template(const char *cache_dir, uint64_t mib, char **out, struct kci_err *err)
 {
 	char size[32];
-	char *path = kci_xasprintf("%s/scratch.ext4", vm->dir);
-	int rc;
+	char *path, *tmp = NULL;
+	int fd, rc;
 
+	path = kci_xasprintf("%s/scratch-%lluM.ext4", cache_dir, (unsigned long long)mib);
+	if (access(path, R_OK) == 0) {
+		*out = path;
+		return 0;
+	}
+	if ((rc = kci_mkdir_p(cache_dir, 0700, err)) < 0 ||
+	    (rc = fd = kci_tmpfile_near(path, &tmp, err)) < 0)
+		goto out;
 	snprintf(size, sizeof(size), "%lluM", (unsigned long long)mib);
 	/* Throwaway disk: no journal, no reserved blocks, lazy init; sparse on the host. */
 	char *argv[] = { "mke2fs", "-q", "-F", "-t", "ext4", "-O", "^has_journal", "-m", "0",
-			 "-E", "lazy_itable_init=1,root_owner=0:0", path, size, NULL };
+			 "-E", "lazy_itable_init=1,root_owner=0:0", tmp, size, NULL };
 	if ((rc = run_tool(argv, err)) < 0) {
+		kci_err_prefix(err, "create scratch disk");
+		close(fd);
+		unlink(tmp);
+		goto out;
+	}
+	if ((rc = kci_commit_file(fd, tmp, path, err)) < 0)
+		goto out;
+	*out = path;
+	path = NULL;
+out:
+	free(tmp);
+	free(path);
+	return rc;
+}
+
+/* Copies only the data extents of src into a new dst: a formatted 8G disk is ~4 MiB of data. */
+static int
+copy_sparse(const char *src, const char *dst, struct kci_err *err)
+{
+	int in = open(src, O_RDONLY | O_CLOEXEC), outfd = -1, rc = 0;
+	struct stat st;
+	off_t data, hole;
+
+	if (in < 0)
+		return kci_err_sys(err, errno, "open %s", src);
+	outfd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (outfd < 0 || fstat(in, &st) < 0 || ftruncate(outfd, st.st_size) < 0) {
+		rc = kci_err_sys(err, errno, "create %s", dst);
+		goto out;
+	}
+	for (data = 0; (data = lseek(in, data, SEEK_DATA)) >= 0; data = hole) {
+		hole = lseek(in, data, SEEK_HOLE);
+		if (hole < 0)
+			hole = st.st_size;
+		for (off_t off = data; off < hole;) {
+			off_t o_in = off, o_out = off;
+			ssize_t n = copy_file_range(in, &o_in, outfd, &o_out, (size_t)(hole - off), 0);
+			if (n <= 0) {
+				rc = kci_err_sys(err, n < 0 ? errno : EIO, "copy %s", src);
+				goto out;
+			}
+			off += n;
+		}
+	}
+	if (errno != ENXIO)
+		rc = kci_err_sys(err, errno, "seek %s", src);
+out:
+	close(in);
+	if (outfd >= 0)
+		close(outfd);
+	return rc;
+}
+
+/* The per-VM writable disk: a sparse copy of the cached empty template. */
+static int
+make_scratch(struct kci_vm *vm, const char *cache_dir, uint64_t mib, char **out,
+	     struct kci_err *err)
+{
+	char *template = NULL, *path;
+	int rc;
+
+	if ((rc = scratch_template(cache_dir, mib, &template, err)) < 0)
+		return rc;
+	path = kci_xasprintf("%s/scratch.ext4", vm->dir);
+	rc = copy_sparse(template, path, err);
+	free(template);
+	if (rc < 0) {
 		free(path);
-		return kci_err_prefix(err, "create scratch disk");
+		return rc;
 	}
 	*out = path;
 	return 0;
@@ -236,7 +312,7 @@ kci_vm_start(struct kci_vm **out, const struct kci_vm_opts *o, struct kci_err *e
 	vm->deadline_ms = o->timeout_ms > 0 ? vm->started_ms + o->timeout_ms : 0;
 	if ((rc = make_run_dir(vm, o->run_dir, err)) < 0)
 		goto fail;
-	if (o->scratch_mib && (rc = make_scratch(vm, o->scratch_mib, &scratch, err)) < 0)
+	if (o->scratch_mib && (rc = make_scratch(vm, o->cache_dir, o->scratch_mib, &scratch, err)) < 0)
 		goto fail;
 	if ((qmp = make_qmp(vm, err)) < 0) {
 		rc = qmp;
@@ -343,18 +419,14 @@ kci_vm_free(struct kci_vm *vm)
 {
 	if (!vm)
 		return;
+	/*
+	 * SIGKILL, not a polite power-off: the scratch disk is thrown away and the
+	 * root disk is read-only, so there is nothing to flush, and a guest gets no
+	 * say in how long its teardown takes.
+	 */
 	if (vm->pid > 0) {
-		/* An idle, healthy agent powers off cleanly; anything else is killed outright. */
-		uint8_t hdr[KCI_FRAME_HDR];
-		kci_frame_header(hdr, KCI_F_SHUTDOWN, 0, 0);
-		/* One non-blocking write: a guest that stopped reading does not get to stall us. */
-		if (vm->ready && !vm->busy && !vm->broken && vm->agent_fd >= 0 &&
-		    write(vm->agent_fd, hdr, sizeof(hdr)) == (ssize_t)sizeof(hdr))
-			(void)vm_wait_exit(vm, 2000);
-		if (vm->pid > 0) {
-			kill(vm->pid, SIGKILL);
-			vm_reap(vm, 1);
-		}
+		kill(vm->pid, SIGKILL);
+		vm_reap(vm, 1);
 	}
 	int fds[] = { vm->pidfd, vm->agent_fd, vm->console_fd, vm->stderr_fd };
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)

@@ -15,6 +15,7 @@ struct dep_line {
 	char **deps;
 	size_t ndeps;
 	int state; /* 0 new, 1 visiting, 2 done */
+	int level; /* 0 without dependencies, else 1 + the deepest dependency's */
 };
 
 struct dep_table {
@@ -94,8 +95,14 @@ find_path(struct dep_table *t, const char *path)
 }
 
 /* Depth-first: dependencies are emitted before the module; cycles are an error. */
+struct resolved {
+	char **paths;
+	int *levels;
+	size_t n;
+};
+
 static int
-visit(struct dep_table *t, struct dep_line *d, char ***out, size_t *n, struct kci_err *err)
+visit(struct dep_table *t, struct dep_line *d, struct resolved *r, struct kci_err *err)
 {
 	if (d->state == 2)
 		return 0;
@@ -109,38 +116,45 @@ visit(struct dep_table *t, struct dep_line *d, char ***out, size_t *n, struct kc
 		if (!dep)
 			return kci_err_set(err, KCI_INVALID, "modules.dep: %s needs %s, which is not listed",
 					   d->path, d->deps[i]);
-		if ((rc = visit(t, dep, out, n, err)) < 0)
+		if ((rc = visit(t, dep, r, err)) < 0)
 			return rc;
+		if (dep->level + 1 > d->level)
+			d->level = dep->level + 1;
 	}
 	d->state = 2;
-	*out = kci_xrealloc(*out, (*n + 2) * sizeof(char *));
-	(*out)[(*n)++] = kci_xstrdup(d->path);
-	(*out)[*n] = NULL;
+	r->paths = kci_xrealloc(r->paths, (r->n + 2) * sizeof(char *));
+	r->levels = kci_xrealloc(r->levels, (r->n + 1) * sizeof(int));
+	r->levels[r->n] = d->level;
+	r->paths[r->n++] = kci_xstrdup(d->path);
+	r->paths[r->n] = NULL;
 	return 0;
 }
 
 int
-modules_resolve(const char *dep_text, const char *const *wanted, char ***out, struct kci_err *err)
+modules_resolve(const char *dep_text, const char *const *wanted, char ***out, int **levels,
+		struct kci_err *err)
 {
 	struct dep_table t = { 0 };
-	char **paths = kci_xcalloc(1, sizeof(char *));
-	size_t n = 0;
+	struct resolved r = { .paths = kci_xcalloc(1, sizeof(char *)),
+			      .levels = kci_xcalloc(1, sizeof(int)) };
 	int rc = 0;
 
 	table_parse(&t, dep_text);
 	for (size_t w = 0; wanted[w] && rc == 0; w++) {
 		for (size_t i = 0; i < t.n; i++) {
 			if (path_is_module(t.lines[i].path, wanted[w])) {
-				rc = visit(&t, &t.lines[i], &paths, &n, err);
+				rc = visit(&t, &t.lines[i], &r, err);
 				break;
 			}
 		}
 	}
 	table_free(&t);
 	if (rc < 0) {
-		strv_free(paths);
+		strv_free(r.paths);
+		free(r.levels);
 		return rc;
 	}
-	*out = paths;
+	*out = r.paths;
+	*levels = r.levels;
 	return 0;
 }

@@ -72,6 +72,7 @@ struct kci_vm_opts {
 	const char *initrd;	/* from kci_initramfs_get() */
 	const char *rootfs;	/* ext4 image, attached read-only; NULL = stay in initramfs */
 	const char *run_dir;	/* parent of per-VM private runtime dirs */
+	const char *cache_dir;	/* where the empty scratch-disk template is kept */
 	enum kci_accel accel;	/* KVM or TCG (already resolved) */
 	unsigned cpus;
 	uint64_t memory_mib;
@@ -93,10 +94,7 @@ struct kci_vm;
  */
 int kci_vm_start(struct kci_vm **out, const struct kci_vm_opts *o, struct kci_err *err);
 
-/*
- * Kills QEMU if it still runs (asking the agent to power off first when it
- * is idle), reaps it and removes the runtime dir. NULL is a no-op.
- */
+/* Kills QEMU if it still runs, reaps it and removes the runtime dir. NULL is a no-op. */
 void kci_vm_free(struct kci_vm *vm);
 
 /* How a process ended. */

@@ -37,11 +37,12 @@ static void
 test_modules__dependencies_first_each_once(void **state)
 {
 	char **out = NULL;
+	int *levels = NULL;
 	struct kci_err err = KCI_ERR_INIT;
 	int n = 0;
 
 	(void)state;
-	assert_int_equal(modules_resolve(deps, vm_guest_modules, &out, &err), 0);
+	assert_int_equal(modules_resolve(deps, vm_guest_modules, &out, &levels, &err), 0);
 	while (out[n])
 		n++;
 	assert_int_equal(n, 6); /* the test table has no virtio-rng */
@@ -50,7 +51,14 @@ test_modules__dependencies_first_each_once(void **state)
 	assert_true(index_of(out, "/virtio.ko") < index_of(out, "/virtio_blk.ko"));
 	assert_true(index_of(out, "/virtio.ko") < index_of(out, "/virtio_console.ko"));
 	assert_true(index_of(out, "/overlay.ko") >= 0);
+	/* Levels: ring and overlay need nothing, virtio needs ring, the drivers need virtio. */
+	assert_int_equal(levels[index_of(out, "/virtio_ring.ko")], 0);
+	assert_int_equal(levels[index_of(out, "/overlay.ko")], 0);
+	assert_int_equal(levels[index_of(out, "/virtio.ko")], 1);
+	assert_int_equal(levels[index_of(out, "/virtio_blk.ko")], 2);
+	assert_int_equal(levels[index_of(out, "/virtio_mmio.ko")], 2);
 	strv_free(out);
+	free(levels);
 }
 
 static void
@@ -60,15 +68,17 @@ test_modules__missing_module_skipped_cycle_rejected(void **state)
 	const char cyclic[] = "a.ko: b.ko\nb.ko: a.ko\n";
 	const char dangling[] = "a.ko: gone.ko\n";
 	char **out = NULL;
+	int *levels = NULL;
 	struct kci_err err = KCI_ERR_INIT;
 
 	(void)state;
-	assert_int_equal(modules_resolve("", wanted, &out, &err), 0);
+	assert_int_equal(modules_resolve("", wanted, &out, &levels, &err), 0);
 	assert_null(out[0]);
 	strv_free(out);
-	assert_int_equal(modules_resolve(cyclic, wanted, &out, &err), KCI_INVALID);
+	free(levels);
+	assert_int_equal(modules_resolve(cyclic, wanted, &out, &levels, &err), KCI_INVALID);
 	assert_non_null(strstr(err.msg, "cycle"));
-	assert_int_equal(modules_resolve(dangling, wanted, &out, &err), KCI_INVALID);
+	assert_int_equal(modules_resolve(dangling, wanted, &out, &levels, &err), KCI_INVALID);
 	assert_non_null(strstr(err.msg, "gone.ko"));
 }
 
