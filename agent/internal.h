@@ -17,11 +17,11 @@ struct job {
 	uint16_t id; /* from RUN; echoed on every frame about the process */
 	pid_t pid;   /* the process, its process group and session; 0 when idle */
 	int tty;
-	int pty;     /* pty master, for RESIZE; -1 without tty */
-	int in_fd;   /* its stdin: pipe write end or a pty master dup; -1 once closed */
-	int out_fd;  /* its stdout (or the pty master); -1 at EOF */
-	int err_fd;  /* its stderr; -1 with tty or at EOF */
-	uint8_t *stdin_buf;  /* KCI_FRAME_MAX bytes: one STDIN frame not yet written */
+	int pty;	    /* pty master, for RESIZE; -1 without tty */
+	int in_fd;	    /* its stdin: pipe write end or a pty master dup; -1 once closed */
+	int out_fd;	    /* its stdout (or the pty master); -1 at EOF */
+	int err_fd;	    /* its stderr; -1 with tty or at EOF */
+	uint8_t *stdin_buf; /* KCI_FRAME_MAX bytes: one STDIN frame not yet written */
 	size_t stdin_off, stdin_len;
 };
 

@@ -44,13 +44,15 @@ load_thread(void *arg)
 	return NULL;
 }
 
-/* Loads every module of one level at once; finit_module is slow under TCG, and they are independent. */
+/* Loads every module of one level at once; finit_module is slow under TCG, and they are
+ * independent. */
 static void
 load_level(struct module_job *jobs, size_t n, int level)
 {
 	for (size_t i = 0; i < n; i++)
 		if (jobs[i].level == level)
-			jobs[i].started = pthread_create(&jobs[i].thread, NULL, load_thread, &jobs[i]) == 0;
+			jobs[i].started =
+				pthread_create(&jobs[i].thread, NULL, load_thread, &jobs[i]) == 0;
 	for (size_t i = 0; i < n; i++) {
 		if (jobs[i].level != level)
 			continue;
@@ -98,7 +100,8 @@ modules_load(struct agent *a, const char *list_path)
 			continue;
 		}
 		jobs = kci_xrealloc(jobs, (njobs + 1) * sizeof(*jobs));
-		jobs[njobs++] = (struct module_job){ .a = a, .path = kci_xstrdup(path + 1),
+		jobs[njobs++] = (struct module_job){ .a = a,
+						     .path = kci_xstrdup(path + 1),
 						     .level = (int)level };
 		if (level > max_level)
 			max_level = (int)level;

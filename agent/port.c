@@ -93,8 +93,7 @@ port_open(int *out, struct kci_err *err)
 }
 
 /* The host is gone, or the port broke: with no one to serve, power off. */
-static void __attribute__((noreturn))
-port_lost(const char *what, int errnum)
+static void __attribute__((noreturn)) port_lost(const char *what, int errnum)
 {
 	char msg[160];
 	int n;

@@ -25,15 +25,14 @@ struct start_failure {
 
 /* The fds of one start: -1 when not open. */
 struct spawn {
-	int master;	     /* pty master, with tty */
-	char pty_name[64];   /* the slave's path, with tty */
-	int child_end[3];    /* stdin read, stdout write, stderr write; without tty */
-	int parent_end[3];   /* stdin write, stdout read, stderr read; without tty */
-	int report[2];	     /* start failures, child to parent */
+	int master;	   /* pty master, with tty */
+	char pty_name[64]; /* the slave's path, with tty */
+	int child_end[3];  /* stdin read, stdout write, stderr write; without tty */
+	int parent_end[3]; /* stdin write, stdout read, stderr read; without tty */
+	int report[2];	   /* start failures, child to parent */
 };
 
-static void __attribute__((noreturn))
-child_fail(const struct spawn *s, int stage)
+static void __attribute__((noreturn)) child_fail(const struct spawn *s, int stage)
 {
 	struct start_failure f = { stage, errno };
 
@@ -247,11 +246,12 @@ adopt(struct job *job, struct spawn *s, uint16_t id, pid_t pid, int tty)
  * 126 and an error text). A child that failed to exec is left for the reaper.
  */
 int
-process_start(struct job *job, uint16_t id, const struct kci_run_req *req,
-	      struct kci_exit *failed)
+process_start(struct job *job, uint16_t id, const struct kci_run_req *req, struct kci_exit *failed)
 {
-	struct spawn s = { .master = -1, .child_end = { -1, -1, -1 },
-			   .parent_end = { -1, -1, -1 }, .report = { -1, -1 } };
+	struct spawn s = { .master = -1,
+			   .child_end = { -1, -1, -1 },
+			   .parent_end = { -1, -1, -1 },
+			   .report = { -1, -1 } };
 	int rc = KCI_ERROR;
 	pid_t pid;
 

@@ -9,12 +9,12 @@
 
 #include "agent/internal.h"
 
-#define ROOT_SERIAL "kci-root"
+#define ROOT_SERIAL    "kci-root"
 #define SCRATCH_SERIAL "kci-scratch"
-#define DISK_WAIT_MS 5000
+#define DISK_WAIT_MS   5000
 
 /* Mount points inside the initramfs; they vanish from view with the switch. */
-#define LOWER_DIR "/kci/lower"
+#define LOWER_DIR   "/kci/lower"
 #define SCRATCH_DIR "/kci/scratch"
 #define NEWROOT_DIR "/kci/root"
 

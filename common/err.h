@@ -26,7 +26,13 @@ struct kci_err {
 	char msg[KCI_ERR_MAX];
 };
 
-#define KCI_ERR_INIT { 0, { 0 } }
+#define KCI_ERR_INIT                                                                               \
+	{                                                                                          \
+		0,                                                                                 \
+		{                                                                                  \
+			0                                                                          \
+		}                                                                                  \
+	}
 
 /* Sets code and message (printf-style); returns code so callers can `return kci_err_set(...)`. */
 int kci_err_set(struct kci_err *err, int code, const char *fmt, ...)
@@ -37,7 +43,6 @@ int kci_err_sys(struct kci_err *err, int errnum, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /* Prepends "context: " to the existing message; returns the existing code. */
-int kci_err_prefix(struct kci_err *err, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+int kci_err_prefix(struct kci_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -20,7 +20,8 @@ kci_write_all(int fd, const void *buf, size_t len)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			/* Non-blocking fds: wait until writable rather than spin; a hung-up peer is EPIPE. */
+			/* Non-blocking fds: wait until writable rather than spin; a hung-up peer is
+			 * EPIPE. */
 			if (errno == EAGAIN) {
 				if (poll(&pfd, 1, -1) > 0 && (pfd.revents & (POLLHUP | POLLERR)))
 					return -EPIPE;

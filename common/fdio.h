@@ -5,7 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Writes all of buf, waiting in poll() on a non-blocking fd. Returns 0 or -errno (-EPIPE on hang-up). */
+/* Writes all of buf, waiting in poll() on a non-blocking fd. Returns 0 or -errno (-EPIPE on
+ * hang-up). */
 int kci_write_all(int fd, const void *buf, size_t len);
 /* Writes one whole frame (header + payload) with kci_write_all(). Returns 0 or -errno. */
 int kci_frame_send(int fd, uint8_t type, uint16_t id, const void *payload, size_t len);

@@ -89,11 +89,11 @@ const char *
 kci_frame_name(uint8_t type)
 {
 	static const char *const names[] = {
-		[KCI_F_HELLO] = "HELLO",   [KCI_F_RUN] = "RUN",
-		[KCI_F_STDIN] = "STDIN",   [KCI_F_STDOUT] = "STDOUT",
-		[KCI_F_STDERR] = "STDERR", [KCI_F_EXIT] = "EXIT",
-		[KCI_F_RESIZE] = "RESIZE", [KCI_F_SIGNAL] = "SIGNAL",
-		[KCI_F_SHUTDOWN] = "SHUTDOWN", [KCI_F_LOG] = "LOG",
+		[KCI_F_HELLO] = "HELLO",	 [KCI_F_RUN] = "RUN",
+		[KCI_F_STDIN] = "STDIN",	 [KCI_F_STDOUT] = "STDOUT",
+		[KCI_F_STDERR] = "STDERR",	 [KCI_F_EXIT] = "EXIT",
+		[KCI_F_RESIZE] = "RESIZE",	 [KCI_F_SIGNAL] = "SIGNAL",
+		[KCI_F_SHUTDOWN] = "SHUTDOWN",	 [KCI_F_LOG] = "LOG",
 		[KCI_F_HEARTBEAT] = "HEARTBEAT", [KCI_F_FATAL] = "FATAL",
 	};
 
@@ -210,7 +210,8 @@ kci_proto_parse_exit(const uint8_t *p, size_t len, struct kci_exit *out, struct 
 	    (rc = get_str(obj, "error", out->error, sizeof(out->error), "EXIT", err)) < 0)
 		goto out;
 	if ((out->code >= 0) == (out->signal > 0))
-		rc = kci_err_set(err, KCI_PROTO, "EXIT: exactly one of \"code\" and \"signal\" required");
+		rc = kci_err_set(err, KCI_PROTO,
+				 "EXIT: exactly one of \"code\" and \"signal\" required");
 out:
 	json_object_put(obj);
 	return rc;
@@ -247,7 +248,8 @@ get_strv(struct json_object *obj, const char *key, int required, char ***out, si
 			for (size_t j = 0; j < i; j++)
 				free(vec[j]);
 			free(vec);
-			return kci_err_set(err, KCI_PROTO, "RUN: \"%s\"[%zu] is not a string", key, i);
+			return kci_err_set(err, KCI_PROTO, "RUN: \"%s\"[%zu] is not a string", key,
+					   i);
 		}
 		vec[i] = kci_xstrdup(json_object_get_string(v));
 	}

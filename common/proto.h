@@ -12,11 +12,11 @@
 #include "common/err.h"
 
 #define KCI_PROTO_VERSION 1
-#define KCI_PORT_NAME "org.kci.agent.0"
-#define KCI_FRAME_HDR 8
-#define KCI_FRAME_MAX 65536u /* payload bytes; larger frames are a protocol error */
-#define KCI_ARGV_MAX 4096    /* argv + env entries in one RUN */
-#define KCI_JSON_DEPTH 8     /* nesting allowed in control payloads */
+#define KCI_PORT_NAME	  "org.kci.agent.0"
+#define KCI_FRAME_HDR	  8
+#define KCI_FRAME_MAX	  65536u /* payload bytes; larger frames are a protocol error */
+#define KCI_ARGV_MAX	  4096	 /* argv + env entries in one RUN */
+#define KCI_JSON_DEPTH	  8	 /* nesting allowed in control payloads */
 
 enum kci_frame_type {
 	KCI_F_HELLO = 0x01,	/* agent->host, JSON */
@@ -92,11 +92,9 @@ struct kci_run_req {
  * Control payload codecs. Parsers validate every field and bound every
  * string; encoders return a malloc'd buffer the caller frees.
  */
-int kci_proto_parse_hello(const uint8_t *p, size_t len, struct kci_hello *out,
-			  struct kci_err *err);
+int kci_proto_parse_hello(const uint8_t *p, size_t len, struct kci_hello *out, struct kci_err *err);
 int kci_proto_parse_exit(const uint8_t *p, size_t len, struct kci_exit *out, struct kci_err *err);
-int kci_proto_parse_run(const uint8_t *p, size_t len, struct kci_run_req *out,
-			struct kci_err *err);
+int kci_proto_parse_run(const uint8_t *p, size_t len, struct kci_run_req *out, struct kci_err *err);
 void kci_run_req_clear(struct kci_run_req *r);
 char *kci_proto_encode_hello(const struct kci_hello *h, size_t *len);
 char *kci_proto_encode_exit(const struct kci_exit *e, size_t *len);

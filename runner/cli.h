@@ -3,7 +3,7 @@
 #define KCI_RUNNER_CLI_H
 
 /* kci's own failure, as docker run: 125. */
-#define KCI_EXIT_RUNNER 125
+#define KCI_EXIT_RUNNER	 125
 #define KCI_EXIT_TIMEOUT 124
 
 int kci_cmd_exec(int argc, char **argv);

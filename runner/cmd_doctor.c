@@ -73,7 +73,8 @@ check_guest(struct checklist *c, const char *home)
 		      "busybox-static; installs nothing on the host)");
 	} else {
 		detail = kci_xasprintf("%s (%s)", kci_guest_kernel(g),
-				       kci_guest_release(g)[0] ? kci_guest_release(g) : "release unknown");
+				       kci_guest_release(g)[0] ? kci_guest_release(g)
+							       : "release unknown");
 		check(c, 1, "guest kernel", detail, "");
 		free(detail);
 		check(c, kci_guest_busybox(g) != NULL, "base image",

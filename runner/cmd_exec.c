@@ -60,8 +60,17 @@ struct exec_opts {
 	size_t nenv;
 };
 
-enum { OPT_ROOTFS = 256, OPT_KERNEL, OPT_CPUS, OPT_MEMORY, OPT_DISK, OPT_TIMEOUT, OPT_NET,
-       OPT_ACCEL, OPT_DEBUG };
+enum {
+	OPT_ROOTFS = 256,
+	OPT_KERNEL,
+	OPT_CPUS,
+	OPT_MEMORY,
+	OPT_DISK,
+	OPT_TIMEOUT,
+	OPT_NET,
+	OPT_ACCEL,
+	OPT_DEBUG
+};
 
 static const struct option long_opts[] = {
 	{ "rootfs", required_argument, NULL, OPT_ROOTFS },
@@ -115,8 +124,12 @@ parse_opts(int argc, char **argv, struct exec_opts *o)
 	/* "+": stop at the first non-option so the command's own flags stay its own. */
 	while ((c = getopt_long(argc, argv, "+:e:w:itqh", long_opts, NULL)) != -1) {
 		switch (c) {
-		case OPT_ROOTFS: o->rootfs = optarg; break;
-		case OPT_KERNEL: o->kernel = optarg; break;
+		case OPT_ROOTFS:
+			o->rootfs = optarg;
+			break;
+		case OPT_KERNEL:
+			o->kernel = optarg;
+			break;
 		case OPT_CPUS:
 			if (kci_parse_uint(optarg, 1, 64, &o->cpus) < 0)
 				return bad_value("--cpus", optarg, "a number from 1 to 64");
@@ -124,15 +137,18 @@ parse_opts(int argc, char **argv, struct exec_opts *o)
 		case OPT_MEMORY:
 			if (kci_parse_size_mib(optarg, &o->memory_mib) < 0 || o->memory_mib < 64 ||
 			    o->memory_mib > 1 << 20)
-				return bad_value("--memory", optarg, "a size from 64M to 1024G, e.g. 512M or 2G");
+				return bad_value("--memory", optarg,
+						 "a size from 64M to 1024G, e.g. 512M or 2G");
 			break;
 		case OPT_DISK:
 			if (kci_parse_size_mib(optarg, &o->disk_mib) < 0 || o->disk_mib < 64)
-				return bad_value("--disk", optarg, "a size of at least 64M, e.g. 8G");
+				return bad_value("--disk", optarg,
+						 "a size of at least 64M, e.g. 8G");
 			break;
 		case OPT_TIMEOUT:
 			if (kci_parse_duration(optarg, &o->timeout_ms) < 0 || o->timeout_ms <= 0)
-				return bad_value("--timeout", optarg, "a duration such as 90, 30s, 5m or 1h30m");
+				return bad_value("--timeout", optarg,
+						 "a duration such as 90, 30s, 5m or 1h30m");
 			break;
 		case OPT_NET:
 			if (strcmp(optarg, "none") != 0)
@@ -145,16 +161,26 @@ parse_opts(int argc, char **argv, struct exec_opts *o)
 			if (kci_accel_parse(optarg, &o->accel) < 0)
 				return bad_value("--accel", optarg, "auto, kvm or tcg");
 			break;
-		case 'e': add_env(o, optarg); break;
+		case 'e':
+			add_env(o, optarg);
+			break;
 		case 'w':
 			if (optarg[0] != '/')
 				return bad_value("--workdir", optarg, "an absolute path");
 			o->workdir = optarg;
 			break;
-		case 'i': o->interactive = 1; break;
-		case 't': o->tty = 1; break;
-		case 'q': o->quiet = 1; break;
-		case OPT_DEBUG: o->debug = 1; break;
+		case 'i':
+			o->interactive = 1;
+			break;
+		case 't':
+			o->tty = 1;
+			break;
+		case 'q':
+			o->quiet = 1;
+			break;
+		case OPT_DEBUG:
+			o->debug = 1;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(0);
@@ -165,13 +191,15 @@ parse_opts(int argc, char **argv, struct exec_opts *o)
 			if (optopt)
 				fprintf(stderr, "kci: exec: unknown option '-%c'\n", optopt);
 			else
-				fprintf(stderr, "kci: exec: unknown option '%s'\n", argv[optind - 1]);
+				fprintf(stderr, "kci: exec: unknown option '%s'\n",
+					argv[optind - 1]);
 			fprintf(stderr, "Run 'kci exec --help' for the options.\n");
 			return -1;
 		}
 	}
 	if (optind >= argc) {
-		fprintf(stderr, "kci: exec: no command given\nUsage: kci exec [OPTIONS] [--] COMMAND [ARG...]\n");
+		fprintf(stderr, "kci: exec: no command given\nUsage: kci exec [OPTIONS] [--] "
+				"COMMAND [ARG...]\n");
 		return -1;
 	}
 	return optind;
@@ -309,8 +337,9 @@ exit_status(int rc, const struct kci_vm_result *res, int signo, struct kci_err *
 int
 kci_cmd_exec(int argc, char **argv)
 {
-	struct exec_opts o = { .cpus = 2, .memory_mib = 512, .disk_mib = 8192,
-			       .accel = KCI_ACCEL_AUTO };
+	struct exec_opts o = {
+		.cpus = 2, .memory_mib = 512, .disk_mib = 8192, .accel = KCI_ACCEL_AUTO
+	};
 	struct kci_vm_opts vo = KCI_VM_OPTS_INIT;
 	struct kci_vm_io io = KCI_VM_IO_INIT;
 	struct kci_run_req req = { 0 };

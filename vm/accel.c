@@ -49,11 +49,13 @@ accel_auto(const char *cpuinfo, int kvm_ok, char *why, size_t whylen)
 			 "TCG: /dev/kvm exists but the CPU has no vmx/svm (a paravirtual KVM "
 			 "such as PVM cannot run stock kernels); guests are emulated and slower");
 	else if (hw)
-		snprintf(why, whylen, "TCG: the CPU has virtualization but /dev/kvm cannot be opened "
-				      "(load kvm_intel/kvm_amd or join the kvm group)");
+		snprintf(why, whylen,
+			 "TCG: the CPU has virtualization but /dev/kvm cannot be opened "
+			 "(load kvm_intel/kvm_amd or join the kvm group)");
 	else
-		snprintf(why, whylen, "TCG: no hardware virtualization on this host; guests are "
-				      "emulated and slower");
+		snprintf(why, whylen,
+			 "TCG: no hardware virtualization on this host; guests are "
+			 "emulated and slower");
 	return KCI_ACCEL_TCG;
 }
 
@@ -111,8 +113,9 @@ kci_accel_choose(enum kci_accel want, enum kci_accel *out, char *why, size_t why
 		if (fd < 0)
 			return kci_err_sys(err, kvm_errno, "--accel kvm: cannot open /dev/kvm");
 		if (a != KCI_ACCEL_KVM)
-			snprintf(why, whylen, "KVM (forced with --accel kvm; the CPU shows no vmx/svm, "
-					      "so stock kernels may fail to boot)");
+			snprintf(why, whylen,
+				 "KVM (forced with --accel kvm; the CPU shows no vmx/svm, "
+				 "so stock kernels may fail to boot)");
 		a = KCI_ACCEL_KVM;
 		break;
 	case KCI_ACCEL_AUTO:

@@ -71,8 +71,7 @@ load_dir(struct kci_guest **out, const char *dir, struct kci_err *err)
 }
 
 int
-kci_guest_find(struct kci_guest **out, const char *override, const char *home,
-	       struct kci_err *err)
+kci_guest_find(struct kci_guest **out, const char *override, const char *home, struct kci_err *err)
 {
 	const char *env = getenv("KCI_GUEST_DIR");
 	char *candidates[3] = { NULL, NULL, NULL };
@@ -89,8 +88,8 @@ kci_guest_find(struct kci_guest **out, const char *override, const char *home,
 			*out = g;
 			rc = 0;
 		} else {
-			rc = kci_err_set(err, KCI_NOTFOUND, "--kernel %s: no such file or directory",
-					 override);
+			rc = kci_err_set(err, KCI_NOTFOUND,
+					 "--kernel %s: no such file or directory", override);
 		}
 		free(exe);
 		return rc;

@@ -214,8 +214,8 @@ out:
 }
 
 int
-kci_initramfs_get(const struct kci_guest *g, const char *agent, const char *cache_dir,
-		  char **out, struct kci_err *err)
+kci_initramfs_get(const struct kci_guest *g, const char *agent, const char *cache_dir, char **out,
+		  struct kci_err *err)
 {
 	char **mods = NULL;
 	int *levels = NULL;
@@ -244,6 +244,7 @@ kci_initramfs_get(const struct kci_guest *g, const char *agent, const char *cach
 	}
 	if ((rc = kci_commit_file(fd, tmp, path, err)) < 0)
 		goto out;
+	cache_prune_superseded(cache_dir, "initramfs-", ".cpio", path);
 done:
 	*out = path;
 	path = NULL;

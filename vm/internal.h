@@ -52,6 +52,16 @@ const char *console_ring_tail(struct console_ring *r, int lines);
 /* The panic line ("Kernel panic - not syncing: ...") if the console shows one, else NULL. */
 const char *console_panic_line(struct console_ring *r, char *buf, size_t size);
 
+/*
+ * Removes cache files named PREFIX*SUFFIX other than `keep` that were last
+ * modified over an hour ago: superseded builds (an older agent's initramfs,
+ * an older busybox's base image). The age guard leaves alone files that a
+ * concurrent kci of another version may be about to boot. Temp files
+ * (".tmp-") older than that are removed too.
+ */
+void cache_prune_superseded(const char *cache_dir, const char *prefix, const char *suffix,
+			    const char *keep);
+
 /* Runs a program and waits; its stdout/stderr are captured into err on failure. */
 int run_tool(char *const argv[], struct kci_err *err);
 /* Same, keeping the last outsize-1 bytes of its output in out. */

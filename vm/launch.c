@@ -116,8 +116,20 @@ scratch_template(const char *cache_dir, uint64_t mib, char **out, struct kci_err
 		goto out;
 	snprintf(size, sizeof(size), "%lluM", (unsigned long long)mib);
 	/* Throwaway disk: no journal, no reserved blocks, lazy init; sparse on the host. */
-	char *argv[] = { "mke2fs", "-q", "-F", "-t", "ext4", "-O", "^has_journal", "-m", "0",
-			 "-E", "lazy_itable_init=1,root_owner=0:0", tmp, size, NULL };
+	char *argv[] = { "mke2fs",
+			 "-q",
+			 "-F",
+			 "-t",
+			 "ext4",
+			 "-O",
+			 "^has_journal",
+			 "-m",
+			 "0",
+			 "-E",
+			 "lazy_itable_init=1,root_owner=0:0",
+			 tmp,
+			 size,
+			 NULL };
 	if ((rc = run_tool(argv, err)) < 0) {
 		kci_err_prefix(err, "create scratch disk");
 		close(fd);
@@ -155,7 +167,8 @@ copy_sparse(const char *src, const char *dst, struct kci_err *err)
 			hole = st.st_size;
 		for (off_t off = data; off < hole;) {
 			off_t o_in = off, o_out = off;
-			ssize_t n = copy_file_range(in, &o_in, outfd, &o_out, (size_t)(hole - off), 0);
+			ssize_t n =
+				copy_file_range(in, &o_in, outfd, &o_out, (size_t)(hole - off), 0);
 			if (n <= 0) {
 				rc = kci_err_sys(err, n < 0 ? errno : EIO, "copy %s", src);
 				goto out;
@@ -312,7 +325,8 @@ kci_vm_start(struct kci_vm **out, const struct kci_vm_opts *o, struct kci_err *e
 	vm->deadline_ms = o->timeout_ms > 0 ? vm->started_ms + o->timeout_ms : 0;
 	if ((rc = make_run_dir(vm, o->run_dir, err)) < 0)
 		goto fail;
-	if (o->scratch_mib && (rc = make_scratch(vm, o->cache_dir, o->scratch_mib, &scratch, err)) < 0)
+	if (o->scratch_mib &&
+	    (rc = make_scratch(vm, o->cache_dir, o->scratch_mib, &scratch, err)) < 0)
 		goto fail;
 	if ((qmp = make_qmp(vm, err)) < 0) {
 		rc = qmp;
@@ -324,10 +338,18 @@ kci_vm_start(struct kci_vm **out, const struct kci_vm_opts *o, struct kci_err *e
 		goto fail;
 	}
 	struct qemu_cmd cmd = {
-		.qemu = o->qemu, .kernel = o->kernel, .initrd = o->initrd, .rootfs = o->rootfs,
-		.scratch = scratch, .accel = o->accel, .cpus = o->cpus,
-		.memory_mib = o->memory_mib, .tsc_khz = kci_host_tsc_khz(),
-		.console_fd = CHILD_CONSOLE_FD, .agent_fd = CHILD_AGENT_FD, .qmp_fd = CHILD_QMP_FD,
+		.qemu = o->qemu,
+		.kernel = o->kernel,
+		.initrd = o->initrd,
+		.rootfs = o->rootfs,
+		.scratch = scratch,
+		.accel = o->accel,
+		.cpus = o->cpus,
+		.memory_mib = o->memory_mib,
+		.tsc_khz = kci_host_tsc_khz(),
+		.console_fd = CHILD_CONSOLE_FD,
+		.agent_fd = CHILD_AGENT_FD,
+		.qmp_fd = CHILD_QMP_FD,
 	};
 	argv = qemu_argv(&cmd);
 	if (o->console_fd >= 0) {

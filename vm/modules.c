@@ -107,15 +107,17 @@ visit(struct dep_table *t, struct dep_line *d, struct resolved *r, struct kci_er
 	if (d->state == 2)
 		return 0;
 	if (d->state == 1)
-		return kci_err_set(err, KCI_INVALID, "modules.dep: dependency cycle at %s", d->path);
+		return kci_err_set(err, KCI_INVALID, "modules.dep: dependency cycle at %s",
+				   d->path);
 	d->state = 1;
 	for (size_t i = 0; i < d->ndeps; i++) {
 		struct dep_line *dep = find_path(t, d->deps[i]);
 		int rc;
 
 		if (!dep)
-			return kci_err_set(err, KCI_INVALID, "modules.dep: %s needs %s, which is not listed",
-					   d->path, d->deps[i]);
+			return kci_err_set(err, KCI_INVALID,
+					   "modules.dep: %s needs %s, which is not listed", d->path,
+					   d->deps[i]);
 		if ((rc = visit(t, dep, r, err)) < 0)
 			return rc;
 		if (dep->level + 1 > d->level)

@@ -52,7 +52,8 @@ qemu_argv(const struct qemu_cmd *c)
 	add(&a, kci_xstrdup("-no-reboot"));
 	/* QEMU's own seccomp filter: a compromised QEMU cannot exec, setuid or renice. */
 	add2(&a, "-sandbox",
-	     kci_xstrdup("on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"));
+	     kci_xstrdup(
+		     "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"));
 	add2(&a, "-chardev", kci_xasprintf("socket,id=con,fd=%d", c->console_fd));
 	add2(&a, "-serial", kci_xstrdup("chardev:con"));
 	add2(&a, "-chardev", kci_xasprintf("socket,id=qmp,fd=%d,server=on,wait=off", c->qmp_fd));
@@ -69,8 +70,10 @@ qemu_argv(const struct qemu_cmd *c)
 	}
 	if (c->scratch) {
 		add2(&a, "-drive",
-		     kci_xasprintf("if=none,id=scratch,file=%s,format=raw,discard=unmap", c->scratch));
-		add2(&a, "-device", kci_xstrdup("virtio-blk-device,drive=scratch,serial=kci-scratch"));
+		     kci_xasprintf("if=none,id=scratch,file=%s,format=raw,discard=unmap",
+				   c->scratch));
+		add2(&a, "-device",
+		     kci_xstrdup("virtio-blk-device,drive=scratch,serial=kci-scratch"));
 	}
 	add2(&a, "-kernel", kci_xstrdup(c->kernel));
 	add2(&a, "-initrd", kci_xstrdup(c->initrd));

@@ -2,6 +2,7 @@
  * Root filesystem disks: a directory tree becomes a cached read-only ext4
  * image (mke2fs -d), shared by every VM that boots it.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -17,7 +18,7 @@
 #include "vm/internal.h"
 
 #define ROOTFS_RECIPE "kci-rootfs-v1"
-#define BASE_RECIPE "kci-base-v1"
+#define BASE_RECIPE   "kci-base-v1"
 
 /* Totals gathered while hashing a tree; nftw() offers no context pointer. */
 struct tree_walk {
@@ -40,7 +41,8 @@ walk_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 		w->error = errno ? errno : EACCES;
 		return 1;
 	}
-	/* Metadata, not contents: hashing gigabytes per `kci exec` would cost more than it saves. */
+	/* Metadata, not contents: hashing gigabytes per `kci exec` would cost more than it saves.
+	 */
 	snprintf(meta, sizeof(meta), "%o %u %u %lld %lld.%09ld %llu", st->st_mode, st->st_uid,
 		 st->st_gid, (long long)st->st_size, (long long)st->st_mtim.tv_sec,
 		 st->st_mtim.tv_nsec, (unsigned long long)st->st_ino);
@@ -54,8 +56,8 @@ walk_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 }
 
 static int
-tree_digest(const char *dir, char hex[65], unsigned long long *bytes,
-	    unsigned long long *entries, struct kci_err *err)
+tree_digest(const char *dir, char hex[65], unsigned long long *bytes, unsigned long long *entries,
+	    struct kci_err *err)
 {
 	struct tree_walk w = { .h = kci_sha256_new(), .root_len = strlen(dir) };
 	int rc;
@@ -76,8 +78,8 @@ tree_digest(const char *dir, char hex[65], unsigned long long *bytes,
 
 /* Runs mke2fs -d into a temp file next to `final`, then renames it into place. */
 static int
-make_ext4(const char *dir, const char *final, unsigned long long bytes,
-	  unsigned long long entries, struct kci_err *err)
+make_ext4(const char *dir, const char *final, unsigned long long bytes, unsigned long long entries,
+	  struct kci_err *err)
 {
 	/* Room for ext4's own metadata and small-file slack; the file is sparse anyway. */
 	unsigned long long mib = (bytes + entries * 4096) / (1 << 20) * 5 / 4 + 64;
@@ -89,9 +91,11 @@ make_ext4(const char *dir, const char *final, unsigned long long bytes,
 		return fd;
 	snprintf(size, sizeof(size), "%lluM", mib);
 	snprintf(inodes, sizeof(inodes), "%llu", entries + entries / 4 + 1024);
-	char *argv[] = { "mke2fs", "-q", "-F", "-t", "ext4", "-O", "^has_journal", "-m", "0",
-			 "-N", inodes, "-E", "root_owner=0:0", "-L", "kci-root", "-d",
-			 (char *)dir, tmp, size, NULL };
+	char *argv[] = {
+		"mke2fs",    "-q", "-F",   "-t", "ext4",	   "-O", "^has_journal", "-m",
+		"0",	     "-N", inodes, "-E", "root_owner=0:0", "-L", "kci-root",	 "-d",
+		(char *)dir, tmp,  size,   NULL
+	};
 	if ((rc = run_tool(argv, err)) < 0) {
 		kci_err_prefix(err, "build root filesystem from %s", dir);
 		close(fd);
@@ -102,6 +106,53 @@ make_ext4(const char *dir, const char *final, unsigned long long bytes,
 out:
 	free(tmp);
 	return rc;
+}
+
+/*
+ * Each --rootfs tree keeps only its newest image: a sidecar ".src" file
+ * names the tree an image was built from, and building a new image for a
+ * tree removes the older ones of that tree (QEMU holds its image open, so a
+ * running VM is not disturbed).
+ */
+static void
+prune_same_source(const char *cache_dir, const char *src, const char *keep)
+{
+	DIR *d = opendir(cache_dir);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		if (strncmp(de->d_name, "rootfs-", 7) != 0 || n < 9 ||
+		    strcmp(de->d_name + n - 9, ".ext4.src") != 0)
+			continue;
+		char *side = kci_xasprintf("%s/%s", cache_dir, de->d_name);
+		char *image = kci_xasprintf("%.*s", (int)(strlen(side) - 4), side);
+		char *text = NULL;
+		if (strcmp(image, keep) != 0 && kci_read_file(side, 8192, &text, NULL, NULL) == 0 &&
+		    strcmp(text, src) == 0) {
+			unlink(image);
+			unlink(side);
+		}
+		free(text);
+		free(image);
+		free(side);
+	}
+	closedir(d);
+}
+
+static void
+record_source(const char *image, const char *src)
+{
+	char *side = kci_xasprintf("%s.src", image);
+	int fd = open(side, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	if (fd >= 0) {
+		(void)!write(fd, src, strlen(src));
+		close(fd);
+	}
+	free(side);
 }
 
 int
@@ -122,9 +173,18 @@ kci_rootfs_from_dir(const char *dir, const char *cache_dir, char **out, struct k
 	if ((rc = kci_mkdir_p(cache_dir, 0700, err)) < 0)
 		return rc;
 	path = kci_xasprintf("%s/rootfs-%.20s.ext4", cache_dir, hex);
-	if (access(path, R_OK) != 0 && (rc = make_ext4(dir, path, bytes, entries, err)) < 0) {
-		free(path);
-		return rc;
+	if (access(path, R_OK) != 0) {
+		char *abs = realpath(dir, NULL);
+		if ((rc = make_ext4(dir, path, bytes, entries, err)) < 0) {
+			free(abs);
+			free(path);
+			return rc;
+		}
+		if (abs) {
+			record_source(path, abs);
+			prune_same_source(cache_dir, abs, path);
+		}
+		free(abs);
 	}
 	*out = path;
 	return 0;
@@ -149,17 +209,22 @@ write_text(const char *root, const char *rel, const char *text, struct kci_err *
 static int
 populate_base(const char *root, const char *busybox, struct kci_err *err)
 {
-	static const char *const dirs[] = { "bin", "sbin", "usr", "usr/bin", "usr/sbin",
-					    "etc", "dev", "proc", "sys", "run", "root", "home",
-					    "var", "tmp", "var/tmp", "workspace", NULL };
+	static const char *const dirs[] = { "bin",	 "sbin", "usr",	 "usr/bin", "usr/sbin",
+					    "etc",	 "dev",	 "proc", "sys",	    "run",
+					    "root",	 "home", "var",	 "tmp",	    "var/tmp",
+					    "workspace", NULL };
 	char list[65536];
 	char *dst, *save = NULL;
 	int rc;
 
 	for (int i = 0; dirs[i]; i++) {
 		char *p = kci_xasprintf("%s/%s", root, dirs[i]);
-		mode_t mode = strstr(dirs[i], "tmp") ? 01777 : strcmp(dirs[i], "root") ? 0755 : 0700;
-		rc = mkdir(p, mode) < 0 || chmod(p, mode) < 0 ? kci_err_sys(err, errno, "mkdir %s", p) : 0;
+		mode_t mode = strstr(dirs[i], "tmp")	? 01777
+			      : strcmp(dirs[i], "root") ? 0755
+							: 0700;
+		rc = mkdir(p, mode) < 0 || chmod(p, mode) < 0
+			     ? kci_err_sys(err, errno, "mkdir %s", p)
+			     : 0;
 		free(p);
 		if (rc < 0)
 			return rc;
@@ -198,8 +263,7 @@ populate_base(const char *root, const char *busybox, struct kci_err *err)
 }
 
 int
-kci_rootfs_base(const struct kci_guest *g, const char *cache_dir, char **out,
-		struct kci_err *err)
+kci_rootfs_base(const struct kci_guest *g, const char *cache_dir, char **out, struct kci_err *err)
 {
 	const char *busybox = kci_guest_busybox(g);
 	struct kci_sha256 *h;
@@ -237,6 +301,7 @@ kci_rootfs_base(const struct kci_guest *g, const char *cache_dir, char **out,
 	    (rc = tree_digest(tmpdir, hex, &bytes, &entries, err)) < 0 ||
 	    (rc = make_ext4(tmpdir, path, bytes, entries, err)) < 0)
 		goto out;
+	cache_prune_superseded(cache_dir, "base-", ".ext4", path);
 done:
 	*out = path;
 	path = NULL;

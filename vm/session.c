@@ -23,7 +23,7 @@
 #define BOOT_TIMEOUT_MS 60000
 /* The agent heartbeats every 2 s; this much silence means it is gone. */
 #define SILENCE_TIMEOUT_MS 30000
-#define CONSOLE_LINES 12
+#define CONSOLE_LINES	   12
 
 /* Frames queued for the agent; STDIN is read only when this is empty, so it stays small. */
 struct outq {
@@ -64,7 +64,9 @@ outq_flush(struct outq *q, int fd, struct kci_err *err)
 		if (n < 0 && errno == EAGAIN)
 			return 0;
 		if (n < 0)
-			return errno == EPIPE || errno == ECONNRESET ? 0 : kci_err_sys(err, errno, "write to agent");
+			return errno == EPIPE || errno == ECONNRESET
+				       ? 0
+				       : kci_err_sys(err, errno, "write to agent");
 		q->off += (size_t)n;
 	}
 	return 0;
@@ -143,7 +145,8 @@ write_out(struct session *s, int stream, const uint8_t *p, size_t len, struct kc
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n < 0)
-			return kci_err_sys(err, errno, "write %s", stream == 1 ? "stdout" : "stderr");
+			return kci_err_sys(err, errno, "write %s",
+					   stream == 1 ? "stdout" : "stderr");
 		p += n;
 		len -= (size_t)n;
 	}
@@ -163,9 +166,10 @@ on_hello(struct session *s, const struct kci_frame *f, struct kci_err *err)
 	if ((rc = kci_proto_parse_hello(f->payload, f->len, &h, err)) < 0)
 		return rc;
 	if (h.proto != KCI_PROTO_VERSION)
-		return kci_err_set(err, KCI_PROTO, "agent speaks protocol %d, kci speaks %d "
-				   "(rebuild the initramfs: remove the cache dir)", h.proto,
-				   KCI_PROTO_VERSION);
+		return kci_err_set(err, KCI_PROTO,
+				   "agent speaks protocol %d, kci speaks %d "
+				   "(rebuild the initramfs: remove the cache dir)",
+				   h.proto, KCI_PROTO_VERSION);
 	s->vm->ready = 1;
 	return 0;
 }
@@ -197,11 +201,13 @@ on_frame(struct session *s, const struct kci_frame *f, struct kci_err *err)
 	case KCI_F_EXIT:
 		break;
 	default:
-		return kci_err_set(err, KCI_PROTO, "agent sent a %s frame, which only the host may send",
+		return kci_err_set(err, KCI_PROTO,
+				   "agent sent a %s frame, which only the host may send",
 				   kci_frame_name(f->type));
 	}
 	if (!s->sent_run || s->done || f->id != s->id)
-		return kci_err_set(err, KCI_PROTO, "agent sent %s for process %u, which is not running",
+		return kci_err_set(err, KCI_PROTO,
+				   "agent sent %s for process %u, which is not running",
 				   kci_frame_name(f->type), f->id);
 	if (f->type == KCI_F_EXIT) {
 		if ((rc = kci_proto_parse_exit(f->payload, f->len, &ex, err)) < 0)
@@ -216,7 +222,8 @@ on_frame(struct session *s, const struct kci_frame *f, struct kci_err *err)
 	if (!f->len)
 		return 0;
 	if (s->io->output)
-		return s->io->output(s->io->ctx, f->type == KCI_F_STDOUT ? 1 : 2, f->payload, f->len) < 0
+		return s->io->output(s->io->ctx, f->type == KCI_F_STDOUT ? 1 : 2, f->payload,
+				     f->len) < 0
 			       ? kci_err_set(err, KCI_ERROR, "output of process %u failed", f->id)
 			       : 0;
 	return write_out(s, f->type == KCI_F_STDOUT ? 1 : 2, f->payload, f->len, err);
@@ -394,9 +401,11 @@ loop(struct session *s, struct kci_err *err)
 				return rc;
 			}
 			if (rc == 1 && !s->done) {
-				/* The port closed: give QEMU a moment to exit so the error can say why. */
+				/* The port closed: give QEMU a moment to exit so the error can say
+				 * why. */
 				vm_wait_exit(vm, 2000);
-				return vm_death_error(vm, "the guest closed the agent channel", err);
+				return vm_death_error(vm, "the guest closed the agent channel",
+						      err);
 			}
 		}
 		if (s->done)
@@ -407,7 +416,8 @@ loop(struct session *s, struct kci_err *err)
 			if ((rc = read_agent(s, err)) < 0)
 				return rc;
 			if (!s->done)
-				return vm_death_error(vm, "QEMU exited before the command finished", err);
+				return vm_death_error(vm, "QEMU exited before the command finished",
+						      err);
 		}
 		if (p[P_STDIN].revents)
 			read_stdin(s);

@@ -1,4 +1,5 @@
 /* Runs the host tools vm/ relies on (mke2fs) and reports their failures in one line. */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <fcntl.h>
@@ -6,9 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "common/xalloc.h"
 #include "vm/internal.h"
 
 extern char **environ;
@@ -89,6 +93,34 @@ run_capture(char *const argv[], char *out, size_t outsize, struct kci_err *err)
 		return kci_err_set(err, KCI_ERROR, "%s failed (exit %d): %s", argv[0],
 				   WEXITSTATUS(status), last_line(out));
 	return kci_err_set(err, KCI_ERROR, "%s killed by signal %d", argv[0], WTERMSIG(status));
+}
+
+void
+cache_prune_superseded(const char *cache_dir, const char *prefix, const char *suffix,
+		       const char *keep)
+{
+	DIR *d = opendir(cache_dir);
+	size_t plen = strlen(prefix), slen = strlen(suffix);
+	time_t now = time(NULL);
+	struct dirent *de;
+	struct stat st;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		/* Temp files of a kci killed mid-build are garbage once old enough. */
+		int stale_tmp = strstr(de->d_name, ".tmp-") != NULL;
+		if (!stale_tmp && (n < plen + slen || strncmp(de->d_name, prefix, plen) != 0 ||
+				   strcmp(de->d_name + n - slen, suffix) != 0))
+			continue;
+		char *path = kci_xasprintf("%s/%s", cache_dir, de->d_name);
+		if (strcmp(path, keep) != 0 && lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+		    now - st.st_mtime > 3600)
+			unlink(path);
+		free(path);
+	}
+	closedir(d);
 }
 
 int

@@ -67,23 +67,25 @@ unsigned kci_host_tsc_khz(void);
 /* ---- one VM ---- */
 
 struct kci_vm_opts {
-	const char *qemu;	/* QEMU binary; NULL = qemu-system-x86_64 from PATH */
-	const char *kernel;	/* vmlinuz */
-	const char *initrd;	/* from kci_initramfs_get() */
-	const char *rootfs;	/* ext4 image, attached read-only; NULL = stay in initramfs */
-	const char *run_dir;	/* parent of per-VM private runtime dirs */
-	const char *cache_dir;	/* where the empty scratch-disk template is kept */
-	enum kci_accel accel;	/* KVM or TCG (already resolved) */
+	const char *qemu;      /* QEMU binary; NULL = qemu-system-x86_64 from PATH */
+	const char *kernel;    /* vmlinuz */
+	const char *initrd;    /* from kci_initramfs_get() */
+	const char *rootfs;    /* ext4 image, attached read-only; NULL = stay in initramfs */
+	const char *run_dir;   /* parent of per-VM private runtime dirs */
+	const char *cache_dir; /* where the empty scratch-disk template is kept */
+	enum kci_accel accel;  /* KVM or TCG (already resolved) */
 	unsigned cpus;
 	uint64_t memory_mib;
-	uint64_t scratch_mib;	/* size of the per-VM writable disk; 0 = tmpfs in the guest */
-	int64_t timeout_ms;	/* whole life of the VM, boot included; 0 = none */
-	int console_fd;		/* if >= 0, the guest console is copied here (--debug) */
+	uint64_t scratch_mib; /* size of the per-VM writable disk; 0 = tmpfs in the guest */
+	int64_t timeout_ms;   /* whole life of the VM, boot included; 0 = none */
+	int console_fd;	      /* if >= 0, the guest console is copied here (--debug) */
 };
 
-#define KCI_VM_OPTS_INIT                                                                      \
-	{ .accel = KCI_ACCEL_TCG, .cpus = 2, .memory_mib = 512, .scratch_mib = 8192,          \
-	  .console_fd = -1 }
+#define KCI_VM_OPTS_INIT                                                                           \
+	{                                                                                          \
+		.accel = KCI_ACCEL_TCG, .cpus = 2, .memory_mib = 512, .scratch_mib = 8192,         \
+		.console_fd = -1                                                                   \
+	}
 
 struct kci_vm;
 
@@ -108,10 +110,10 @@ struct kci_vm_result {
 typedef int (*kci_vm_output_fn)(void *ctx, int stream, const uint8_t *buf, size_t len);
 
 struct kci_vm_io {
-	int stdin_fd;		 /* forwarded to the process; -1 = closed at once */
-	int tty_fd;		 /* with req->tty: the terminal whose size is mirrored, else -1 */
-	int signal_fd;		 /* signalfd: SIGINT/SIGTERM/SIGHUP cancel, SIGWINCH resizes; -1 */
-	int cancel_fd;		 /* becomes readable to cancel; -1 */
+	int stdin_fd;  /* forwarded to the process; -1 = closed at once */
+	int tty_fd;    /* with req->tty: the terminal whose size is mirrored, else -1 */
+	int signal_fd; /* signalfd: SIGINT/SIGTERM/SIGHUP cancel, SIGWINCH resizes; -1 */
+	int cancel_fd; /* becomes readable to cancel; -1 */
 	/*
 	 * Where output goes: with `output` NULL, to out_fd[1] (stdout) and
 	 * out_fd[2] (stderr), waiting for them to drain while still honouring
@@ -123,8 +125,14 @@ struct kci_vm_io {
 	void *ctx;
 };
 
-#define KCI_VM_IO_INIT                                                                        \
-	{ .stdin_fd = -1, .tty_fd = -1, .signal_fd = -1, .cancel_fd = -1, .out_fd = { -1, 1, 2 } }
+#define KCI_VM_IO_INIT                                                                             \
+	{                                                                                          \
+		.stdin_fd = -1, .tty_fd = -1, .signal_fd = -1, .cancel_fd = -1, .out_fd = {        \
+			-1,                                                                        \
+			1,                                                                         \
+			2                                                                          \
+		}                                                                                  \
+	}
 
 /*
  * Runs one process in the VM (waiting for the agent first if needed) and

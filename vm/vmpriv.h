@@ -17,14 +17,14 @@ struct kci_vm {
 	int stderr_fd;	/* QEMU's stderr (non-blocking pipe) */
 	int lock_fd;	/* flock held while the VM lives; see kci_vm_sweep_stale() */
 	int console_copy_fd;
-	char *dir;	/* private runtime dir (0700) */
+	char *dir; /* private runtime dir (0700) */
 	char *qmp_path;
 	int64_t started_ms, deadline_ms; /* CLOCK_MONOTONIC; deadline 0 = none */
 	int64_t last_frame_ms;
-	int ready;	/* HELLO received */
-	int busy;	/* a process is running in the guest */
+	int ready;	  /* HELLO received */
+	int busy;	  /* a process is running in the guest */
 	uint16_t next_id; /* last process id handed to the agent */
-	int broken;	/* protocol error or death: never talk to the agent again */
+	int broken;	  /* protocol error or death: never talk to the agent again */
 	struct kci_decoder *dec;
 	struct console_ring console;
 	struct console_ring qemu_stderr;

@@ -1,4 +1,5 @@
-/* Replays a fuzz corpus (files or directories) through LLVMFuzzerTestOneInput, without libFuzzer. */
+/* Replays a fuzz corpus (files or directories) through LLVMFuzzerTestOneInput, without libFuzzer.
+ */
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>

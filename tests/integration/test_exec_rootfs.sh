@@ -14,17 +14,18 @@ run_kci exec --rootfs "$root" --memory 256M --cpus 1 -- /bin/sh -c 'cat /data/ma
 expect_eq "rootfs exit" 0 "$status"
 expect_eq "rootfs content and overlay write" "marker-1
 x" "$out"
-images=$(ls "$KCI_HOME/cache" | grep -c '^rootfs-')
+images=$(ls "$KCI_HOME/cache" | grep -c '^rootfs-.*\.ext4$')
 expect_eq "one cached image" 1 "$images"
 
 run_kci exec --rootfs "$root" -- /bin/sh -c 'ls /data'
 expect_eq "overlay writes do not persist" "marker" "$out"
-expect_eq "cache reused" 1 "$(ls "$KCI_HOME/cache" | grep -c '^rootfs-')"
+expect_eq "cache reused" 1 "$(ls "$KCI_HOME/cache" | grep -c '^rootfs-.*\.ext4$')"
 
 echo "marker-2" > "$root/data/marker"
 touch -d '2001-01-01' "$root/data/marker"
 run_kci exec --rootfs "$root" -- /bin/cat /data/marker
 expect_eq "changed tree is rebuilt" "marker-2" "$out"
+expect_eq "the superseded image is pruned" 1 "$(ls "$KCI_HOME/cache" | grep -c '^rootfs-.*\.ext4$')"
 
 run_kci exec --rootfs "$root/nonexistent" -- true
 expect_eq "missing rootfs status" 125 "$status"

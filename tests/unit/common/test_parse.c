@@ -31,8 +31,17 @@ static void
 test_parse__bad_durations(void **state)
 {
 	int64_t ms;
-	const char *bad[] = { "", "s", "3x", "-3s", "3 s", "3s5", "1.5s", "99999999999999999999",
-			      "9999999999999999h", "3sec", NULL };
+	const char *bad[] = { "",
+			      "s",
+			      "3x",
+			      "-3s",
+			      "3 s",
+			      "3s5",
+			      "1.5s",
+			      "99999999999999999999",
+			      "9999999999999999h",
+			      "3sec",
+			      NULL };
 
 	(void)state;
 	for (int i = 0; bad[i]; i++)

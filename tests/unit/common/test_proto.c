@@ -128,13 +128,18 @@ test_proto__exit_parse(void **state)
 	assert_int_equal(e.signal, 0);
 	assert_int_equal(kci_proto_parse_exit((const uint8_t *)sig, strlen(sig), &e, &err), 0);
 	assert_int_equal(e.signal, 9);
-	assert_int_equal(kci_proto_parse_exit((const uint8_t *)err127, strlen(err127), &e, &err), 0);
+	assert_int_equal(kci_proto_parse_exit((const uint8_t *)err127, strlen(err127), &e, &err),
+			 0);
 	assert_string_equal(e.error, "nope: command not found");
-	assert_int_equal(kci_proto_parse_exit((const uint8_t *)both, strlen(both), &e, &err), KCI_PROTO);
-	assert_int_equal(kci_proto_parse_exit((const uint8_t *)range, strlen(range), &e, &err), KCI_PROTO);
-	assert_int_equal(kci_proto_parse_exit((const uint8_t *)text, strlen(text), &e, &err), KCI_PROTO);
-	assert_int_equal(kci_proto_parse_exit((const uint8_t *)trailing, strlen(trailing), &e, &err),
+	assert_int_equal(kci_proto_parse_exit((const uint8_t *)both, strlen(both), &e, &err),
 			 KCI_PROTO);
+	assert_int_equal(kci_proto_parse_exit((const uint8_t *)range, strlen(range), &e, &err),
+			 KCI_PROTO);
+	assert_int_equal(kci_proto_parse_exit((const uint8_t *)text, strlen(text), &e, &err),
+			 KCI_PROTO);
+	assert_int_equal(
+		kci_proto_parse_exit((const uint8_t *)trailing, strlen(trailing), &e, &err),
+		KCI_PROTO);
 	assert_int_equal(kci_proto_parse_exit((const uint8_t *)"[]", 2, &e, &err), KCI_PROTO);
 	assert_int_equal(kci_proto_parse_exit((const uint8_t *)"", 0, &e, &err), KCI_PROTO);
 }
@@ -178,8 +183,9 @@ test_proto__run_roundtrip(void **state)
 {
 	char *argv[] = { "sh", "-c", "echo \"hi\"", NULL };
 	char *env[] = { "A=1", "B=two words", NULL };
-	struct kci_run_req in = { .argv = argv, .env = env, .cwd = "/work", .tty = 1, .rows = 40,
-				  .cols = 120 };
+	struct kci_run_req in = {
+		.argv = argv, .env = env, .cwd = "/work", .tty = 1, .rows = 40, .cols = 120
+	};
 	struct kci_run_req out;
 	struct kci_err err = KCI_ERR_INIT;
 	size_t len;

@@ -11,16 +11,15 @@
 
 #include "vm/internal.h"
 
-static const char deps[] =
-	"kernel/fs/overlayfs/overlay.ko:\n"
-	"kernel/drivers/virtio/virtio_mmio.ko: kernel/drivers/virtio/virtio.ko "
-	"kernel/drivers/virtio/virtio_ring.ko\n"
-	"kernel/drivers/char/virtio_console.ko: kernel/drivers/virtio/virtio.ko "
-	"kernel/drivers/virtio/virtio_ring.ko\n"
-	"kernel/drivers/virtio/virtio.ko: kernel/drivers/virtio/virtio_ring.ko\n"
-	"kernel/drivers/virtio/virtio_ring.ko:\n"
-	"kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio.ko "
-	"kernel/drivers/virtio/virtio_ring.ko\n";
+static const char deps[] = "kernel/fs/overlayfs/overlay.ko:\n"
+			   "kernel/drivers/virtio/virtio_mmio.ko: kernel/drivers/virtio/virtio.ko "
+			   "kernel/drivers/virtio/virtio_ring.ko\n"
+			   "kernel/drivers/char/virtio_console.ko: kernel/drivers/virtio/virtio.ko "
+			   "kernel/drivers/virtio/virtio_ring.ko\n"
+			   "kernel/drivers/virtio/virtio.ko: kernel/drivers/virtio/virtio_ring.ko\n"
+			   "kernel/drivers/virtio/virtio_ring.ko:\n"
+			   "kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio.ko "
+			   "kernel/drivers/virtio/virtio_ring.ko\n";
 
 static int
 index_of(char **v, const char *suffix)
@@ -94,10 +93,17 @@ has_arg(char **argv, const char *flag, const char *value_part)
 static void
 test_qemu__tcg_command_line(void **state)
 {
-	struct qemu_cmd c = { .kernel = "/k/vmlinuz", .initrd = "/c/i.cpio", .rootfs = "/c/r.ext4",
-			      .scratch = "/run/vm-1/scratch.ext4", .accel = KCI_ACCEL_TCG,
-			      .cpus = 2, .memory_mib = 512, .tsc_khz = 2596132, .console_fd = 3,
-			      .agent_fd = 4, .qmp_fd = 5 };
+	struct qemu_cmd c = { .kernel = "/k/vmlinuz",
+			      .initrd = "/c/i.cpio",
+			      .rootfs = "/c/r.ext4",
+			      .scratch = "/run/vm-1/scratch.ext4",
+			      .accel = KCI_ACCEL_TCG,
+			      .cpus = 2,
+			      .memory_mib = 512,
+			      .tsc_khz = 2596132,
+			      .console_fd = 3,
+			      .agent_fd = 4,
+			      .qmp_fd = 5 };
 	char **argv = qemu_argv(&c);
 
 	(void)state;
@@ -122,9 +128,15 @@ test_qemu__tcg_command_line(void **state)
 static void
 test_qemu__kvm_has_no_tsc_hint(void **state)
 {
-	struct qemu_cmd c = { .kernel = "k", .initrd = "i", .accel = KCI_ACCEL_KVM, .cpus = 1,
-			      .memory_mib = 256, .tsc_khz = 2596132, .console_fd = 3,
-			      .agent_fd = 4, .qmp_fd = 5 };
+	struct qemu_cmd c = { .kernel = "k",
+			      .initrd = "i",
+			      .accel = KCI_ACCEL_KVM,
+			      .cpus = 1,
+			      .memory_mib = 256,
+			      .tsc_khz = 2596132,
+			      .console_fd = 3,
+			      .agent_fd = 4,
+			      .qmp_fd = 5 };
 	char **argv = qemu_argv(&c);
 
 	(void)state;
@@ -164,8 +176,9 @@ test_console__tail_and_panic(void **state)
 	(void)state;
 	memset(big, 'x', sizeof(big));
 	console_ring_add(&r, big, sizeof(big));
-	const char *boot = "\r\n[    1.0] ok\r\n[    2.0] Kernel panic - not syncing: sysrq triggered "
-			   "crash\r\n[    2.1] \x1b[0mend trace\r\n";
+	const char *boot =
+		"\r\n[    1.0] ok\r\n[    2.0] Kernel panic - not syncing: sysrq triggered "
+		"crash\r\n[    2.1] \x1b[0mend trace\r\n";
 	console_ring_add(&r, boot, strlen(boot));
 	assert_int_equal(strlen(console_ring_tail(&r, 2)),
 			 strlen("[    2.0] Kernel panic - not syncing: sysrq triggered crash\n"
