@@ -146,6 +146,8 @@ kci_read_file(const char *path, size_t max, char **out, size_t *len, struct kci_
 
 	if (fd < 0)
 		return kci_err_sys(err, errno, "open %s", path);
+	/* Read up to max+1 bytes: one past the limit proves the file is too large. */
+	max++;
 	buf = kci_xmalloc(cap + 1);
 	for (;;) {
 		if (have == cap) {
@@ -168,9 +170,9 @@ kci_read_file(const char *path, size_t max, char **out, size_t *len, struct kci_
 		have += (size_t)n;
 	}
 	close(fd);
-	if (have == cap && cap >= max) {
+	if (have >= max) {
 		free(buf);
-		return kci_err_set(err, KCI_INVALID, "%s is larger than %zu bytes", path, max);
+		return kci_err_set(err, KCI_INVALID, "%s is larger than %zu bytes", path, max - 1);
 	}
 	buf[have] = '\0';
 	*out = buf;

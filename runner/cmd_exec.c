@@ -348,7 +348,7 @@ kci_cmd_exec(int argc, char **argv)
 	struct prepared p = { 0 };
 	struct term_state term = { 0 };
 	struct kci_vm *vm = NULL;
-	sigset_t sigs;
+	sigset_t sigs, pending;
 	int cmd, rc, signo = 0, stdin_tty = isatty(STDIN_FILENO);
 
 	if ((cmd = parse_opts(argc, argv, &o)) < 0)
@@ -365,9 +365,25 @@ kci_cmd_exec(int argc, char **argv)
 	sigaddset(&sigs, SIGWINCH);
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	io.signal_fd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (io.signal_fd < 0) {
+		rc = kci_err_sys(&err, errno, "signalfd");
+		goto out;
+	}
 
 	if ((rc = prepare(&o, &p, &err)) < 0)
 		goto out;
+	/* A Ctrl-C while the disks were being built: stop before booting anything. */
+	if (sigpending(&pending) == 0) {
+		int sigs_stop[] = { SIGINT, SIGTERM, SIGHUP };
+		for (size_t i = 0; i < 3; i++) {
+			if (sigismember(&pending, sigs_stop[i])) {
+				signo = sigs_stop[i];
+				rc = kci_err_set(&err, KCI_CANCELED, "interrupted by signal %d",
+						 signo);
+				goto out;
+			}
+		}
+	}
 	req.argv = argv + cmd;
 	req.env = guest_env(&o);
 	req.cwd = (char *)(o.workdir ? o.workdir : "/");

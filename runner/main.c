@@ -5,9 +5,11 @@
  * under KCI_HOME, read the guest bundle, talk to its VMs over socketpairs. It
  * never runs anything it got from a guest.
  */
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/version.h"
 #include "runner/cli.h"
@@ -79,6 +81,13 @@ main(int argc, char **argv)
 
 	/* A closed stdout is an error to report, not a reason to die silently. */
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * Started with stdin, stdout or stderr closed, our next fds would take
+	 * their numbers and guest output would land in them: fill the gaps.
+	 */
+	for (int fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) != fd)
+			return KCI_EXIT_RUNNER;
 	if (!cmd || strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 ||
 	    strcmp(cmd, "help") == 0) {
 		usage(cmd ? stdout : stderr);

@@ -62,8 +62,14 @@ kci_vm_sweep_stale(const char *run_dir)
 		char *dir = kci_xasprintf("%s/%s", run_dir, de->d_name);
 		char *lock = kci_xasprintf("%s/lock", dir);
 		int fd = open(lock, O_RDONLY | O_CLOEXEC);
-		/* A lock nobody holds means its kci died; one we cannot open is mid-creation. */
-		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+		struct stat st;
+		/*
+		 * A lock nobody holds means its kci died. No lock at all is a dir
+		 * being created, unless it is old: then its kci died before locking.
+		 */
+		if (fd >= 0 ? flock(fd, LOCK_EX | LOCK_NB) == 0
+			    : (errno == ENOENT && stat(dir, &st) == 0 &&
+			       time(NULL) - st.st_mtime > 60))
 			kci_rm_rf(dir, NULL);
 		if (fd >= 0)
 			close(fd);
@@ -90,10 +96,16 @@ make_run_dir(struct kci_vm *vm, const char *run_dir, struct kci_err *err)
 		vm->dir = NULL;
 		return rc;
 	}
+	/*
+	 * The lock appears under its name only once held: a sweeper that opened
+	 * a fresh, not-yet-locked "lock" would take this live dir for a dead one.
+	 */
 	lock = kci_xasprintf("%s/lock", vm->dir);
-	vm->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (vm->lock_fd < 0 || flock(vm->lock_fd, LOCK_EX) < 0)
+	char *fresh = kci_xasprintf("%s/lock.new", vm->dir);
+	vm->lock_fd = open(fresh, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (vm->lock_fd < 0 || flock(vm->lock_fd, LOCK_EX) < 0 || rename(fresh, lock) < 0)
 		rc = kci_err_sys(err, errno, "lock %s", lock);
+	free(fresh);
 	free(lock);
 	return rc;
 }
@@ -387,8 +399,10 @@ drain_fd(int fd, struct console_ring *ring, int copy_fd)
 {
 	char buf[4096];
 	ssize_t n;
+	int rounds = 0;
 
-	while (fd >= 0 && (n = read(fd, buf, sizeof(buf))) > 0) {
+	/* Bounded per call: a guest flooding its console must not keep us from our deadlines. */
+	while (fd >= 0 && rounds++ < 16 && (n = read(fd, buf, sizeof(buf))) > 0) {
 		console_ring_add(ring, buf, (size_t)n);
 		if (copy_fd >= 0)
 			(void)kci_write_all(copy_fd, buf, (size_t)n);

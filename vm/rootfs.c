@@ -43,9 +43,11 @@ walk_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 	}
 	/* Metadata, not contents: hashing gigabytes per `kci exec` would cost more than it saves.
 	 */
-	snprintf(meta, sizeof(meta), "%o %u %u %lld %lld.%09ld %llu", st->st_mode, st->st_uid,
-		 st->st_gid, (long long)st->st_size, (long long)st->st_mtim.tv_sec,
-		 st->st_mtim.tv_nsec, (unsigned long long)st->st_ino);
+	/* ctime too: tools that restore mtimes (cp -p, rsync -a) cannot restore it. */
+	snprintf(meta, sizeof(meta), "%o %u %u %lld %lld.%09ld %lld.%09ld %llu", st->st_mode,
+		 st->st_uid, st->st_gid, (long long)st->st_size, (long long)st->st_mtim.tv_sec,
+		 st->st_mtim.tv_nsec, (long long)st->st_ctim.tv_sec, st->st_ctim.tv_nsec,
+		 (unsigned long long)st->st_ino);
 	kci_sha256_update(w->h, path + w->root_len, strlen(path + w->root_len) + 1);
 	kci_sha256_update(w->h, meta, strlen(meta) + 1);
 	if (S_ISLNK(st->st_mode) && (n = readlink(path, target, sizeof(target))) > 0)

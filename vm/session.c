@@ -214,7 +214,9 @@ on_frame(struct session *s, const struct kci_frame *f, struct kci_err *err)
 			return rc;
 		s->res->code = ex.signal ? 0 : ex.code;
 		s->res->signal = ex.signal;
-		snprintf(s->res->error, sizeof(s->res->error), "%s", ex.error);
+		/* Printed on the user's terminal: no escape sequences from the guest. */
+		clean_text(s->res->error, sizeof(s->res->error), (const uint8_t *)ex.error,
+			   strlen(ex.error));
 		s->done = 1;
 		s->vm->busy = 0;
 		return 0;
@@ -236,9 +238,13 @@ read_agent(struct session *s, struct kci_err *err)
 	struct kci_frame f;
 	uint8_t *p;
 	ssize_t n;
-	int rc;
+	int rc, rounds = 0;
 
-	for (;;) {
+	/*
+	 * At most 16 reads per wakeup, then back to poll(): a guest that floods
+	 * frames must not keep us from signals and deadlines.
+	 */
+	while (rounds++ < 16) {
 		size_t space = kci_decoder_space(s->vm->dec, &p);
 		n = read(s->vm->agent_fd, p, space);
 		if (n < 0 && errno == EINTR)
@@ -257,13 +263,22 @@ read_agent(struct session *s, struct kci_err *err)
 		if (rc < 0)
 			return kci_err_prefix(err, "agent protocol error");
 	}
+	return 0;
 }
 
 static void
 send_run(struct session *s)
 {
+	struct kci_run_req req = *s->req;
+	struct winsize ws;
 	size_t len;
-	char *json = kci_proto_encode_run(s->req, &len);
+
+	/* The terminal may have been resized while the guest booted. */
+	if (req.tty && s->io->tty_fd >= 0 && ioctl(s->io->tty_fd, TIOCGWINSZ, &ws) == 0) {
+		req.rows = ws.ws_row;
+		req.cols = ws.ws_col;
+	}
+	char *json = kci_proto_encode_run(&req, &len);
 
 	outq_push(&s->out, KCI_F_RUN, s->id, json, len);
 	free(json);

@@ -4,7 +4,7 @@
 . "${KCI_TEST_LIB:-$(dirname "$0")/lib.sh}"
 
 root=$(mktemp -d)
-trap 'rm -rf "$root"; finish' EXIT
+trap 'rc=$?; rm -rf "$root"; (exit $rc); finish' EXIT
 mkdir -p "$root/bin" "$root/etc" "$root/data"
 cp "$KCI_GUEST_DIR/busybox" "$root/bin/busybox"
 for a in sh cat echo ls wc mkdir; do ln -s busybox "$root/bin/$a"; done

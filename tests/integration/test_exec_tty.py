@@ -25,8 +25,9 @@ def read_until(fd, needle, timeout):
 def run_in_pty(args, script_steps, timeout=90):
     pid, fd = pty.fork()
     if pid == 0:
+        # Sized before kci starts, so it cannot read 0x0 first.
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 37, 101, 0, 0))
         os.execv(kci, [kci] + args)
-    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 37, 101, 0, 0))
     out = b""
     for needle, send in script_steps:
         out += read_until(fd, needle, timeout)
