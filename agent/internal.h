@@ -69,6 +69,11 @@ void modules_load(struct agent *a, const char *list_path);
 /* net.c */
 int net_loopback_up(const char **what);
 
+/* Resolves an image USER spec against the guest's /etc/passwd and /etc/group; -errno. */
+int user_resolve(const char *spec, uid_t *uid, gid_t *gid);
+/* Switches this process to that user (groups, gid, uid); -errno (-ENOENT: no such user). */
+int user_switch(const char *spec);
+
 /* port.c */
 int port_open(int *out, struct kci_err *err);
 void agent_send(struct agent *a, uint8_t type, uint16_t id, const void *payload, size_t len);

@@ -17,7 +17,7 @@
 #define DEFAULT_COLS 80
 
 /* What the child reports through the CLOEXEC pipe when it cannot exec. */
-enum start_stage { STAGE_SETUP = 1, STAGE_CHDIR, STAGE_EXEC };
+enum start_stage { STAGE_SETUP = 1, STAGE_USER, STAGE_CHDIR, STAGE_EXEC };
 struct start_failure {
 	int stage;
 	int errnum;
@@ -102,6 +102,8 @@ child_main(const struct spawn *s, const struct kci_run_req *req)
 				child_fail(s, STAGE_SETUP);
 	}
 	set_env(req->env);
+	if (req->user && req->user[0] && (errno = -user_switch(req->user)) != 0)
+		child_fail(s, STAGE_USER);
 	if (chdir(req->cwd) < 0)
 		child_fail(s, STAGE_CHDIR);
 	execvpe(req->argv[0], req->argv, environ);
@@ -180,7 +182,11 @@ describe_failure(const struct start_failure *f, const struct kci_run_req *req,
 	const char *argv0 = req->argv[0];
 
 	failed->code = 126;
-	if (f->stage == STAGE_CHDIR) {
+	if (f->stage == STAGE_USER) {
+		snprintf(failed->error, sizeof(failed->error), "user %s: %s", req->user,
+			 f->errnum == ENOENT ? "no such user or group in the image"
+					     : strerror(f->errnum));
+	} else if (f->stage == STAGE_CHDIR) {
 		snprintf(failed->error, sizeof(failed->error), "chdir %s: %s", req->cwd,
 			 strerror(f->errnum));
 	} else if (f->stage == STAGE_EXEC && f->errnum == ENOENT) {

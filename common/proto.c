@@ -261,7 +261,7 @@ int
 kci_proto_parse_run(const uint8_t *p, size_t len, struct kci_run_req *out, struct kci_err *err)
 {
 	struct json_object *obj = NULL, *v;
-	char cwd[4096];
+	char cwd[4096], user[256];
 	size_t total = 0;
 	int rc, rows = 0, cols = 0;
 
@@ -275,6 +275,9 @@ kci_proto_parse_run(const uint8_t *p, size_t len, struct kci_run_req *out, struc
 	    (rc = get_int(obj, "cols", 0, 65535, 1, &cols, "RUN", err)) < 0)
 		goto out;
 	out->cwd = kci_xstrdup(cwd[0] ? cwd : "/");
+	if ((rc = get_str(obj, "user", user, sizeof(user), "RUN", err)) < 0)
+		goto out;
+	out->user = kci_xstrdup(user);
 	out->rows = (unsigned)rows;
 	out->cols = (unsigned)cols;
 	if (json_object_object_get_ex(obj, "tty", &v)) {
@@ -307,6 +310,7 @@ kci_run_req_clear(struct kci_run_req *r)
 	free_strv(r->argv);
 	free_strv(r->env);
 	free(r->cwd);
+	free(r->user);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -367,6 +371,8 @@ kci_proto_encode_run(const struct kci_run_req *r, size_t *len)
 	json_object_object_add(obj, "argv", strv_json(r->argv));
 	json_object_object_add(obj, "env", strv_json(r->env));
 	json_object_object_add(obj, "cwd", json_object_new_string(r->cwd ? r->cwd : "/"));
+	if (r->user && r->user[0])
+		json_object_object_add(obj, "user", json_object_new_string(r->user));
 	json_object_object_add(obj, "tty", json_object_new_boolean(r->tty));
 	json_object_object_add(obj, "rows", json_object_new_int((int)r->rows));
 	json_object_object_add(obj, "cols", json_object_new_int((int)r->cols));

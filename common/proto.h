@@ -84,6 +84,7 @@ struct kci_run_req {
 	char **argv; /* NULL-terminated */
 	char **env;  /* NULL-terminated, "K=V" */
 	char *cwd;
+	char *user; /* image USER ("name", "uid", "uid:gid"...); NULL or "" = root */
 	int tty;
 	unsigned rows, cols;
 };

@@ -183,9 +183,13 @@ test_proto__run_roundtrip(void **state)
 {
 	char *argv[] = { "sh", "-c", "echo \"hi\"", NULL };
 	char *env[] = { "A=1", "B=two words", NULL };
-	struct kci_run_req in = {
-		.argv = argv, .env = env, .cwd = "/work", .tty = 1, .rows = 40, .cols = 120
-	};
+	struct kci_run_req in = { .argv = argv,
+				  .env = env,
+				  .cwd = "/work",
+				  .user = "1000:100",
+				  .tty = 1,
+				  .rows = 40,
+				  .cols = 120 };
 	struct kci_run_req out;
 	struct kci_err err = KCI_ERR_INIT;
 	size_t len;
@@ -197,6 +201,7 @@ test_proto__run_roundtrip(void **state)
 	assert_null(out.argv[3]);
 	assert_string_equal(out.env[1], "B=two words");
 	assert_string_equal(out.cwd, "/work");
+	assert_string_equal(out.user, "1000:100");
 	assert_int_equal(out.tty, 1);
 	assert_int_equal(out.rows, 40);
 	assert_int_equal(out.cols, 120);
