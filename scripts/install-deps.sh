@@ -11,4 +11,5 @@ apt-get install -y -q --no-install-recommends \
 	build-essential cmake pkg-config clang clang-format libclang-rt-14-dev \
 	libarchive-dev libjson-c-dev libcmocka-dev libseccomp-dev libcurl4-openssl-dev \
 	libgit2-dev libyaml-dev libssl-dev libmicrohttpd-dev libsqlite3-dev \
-	qemu-system-x86 e2fsprogs kmod cpio bc procps python3 ca-certificates
+	qemu-system-x86 e2fsprogs kmod cpio bc procps python3 ca-certificates \
+	docker-registry umoci skopeo zstd apache2-utils curl

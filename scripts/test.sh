@@ -19,5 +19,5 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 
 # libFuzzer needs clang: a separate tree builds the fuzz targets and fuzzes each briefly.
 CC=clang cmake -S . -B "$build-fuzz" -DCMAKE_BUILD_TYPE=Debug -DKCI_SANITIZE=ON -DKCI_FUZZ=ON >/dev/null
-cmake --build "$build-fuzz" -j"$(nproc)" --target fuzz_proto
-(cd "$build-fuzz" && ctest --output-on-failure -L fuzzrun)
+cmake --build "$build-fuzz" -j"$(nproc)" --target fuzzers
+(cd "$build-fuzz" && ctest --output-on-failure -j2 -L fuzzrun)

@@ -192,6 +192,18 @@ kci_rootfs_from_dir(const char *dir, const char *cache_dir, char **out, struct k
 	return 0;
 }
 
+int
+kci_rootfs_build(const char *dir, const char *path, struct kci_err *err)
+{
+	unsigned long long bytes, entries;
+	char hex[65];
+	int rc;
+
+	if ((rc = tree_digest(dir, hex, &bytes, &entries, err)) < 0)
+		return rc;
+	return make_ext4(dir, path, bytes, entries, err);
+}
+
 static int
 write_text(const char *root, const char *rel, const char *text, struct kci_err *err)
 {

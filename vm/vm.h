@@ -43,6 +43,11 @@ int kci_initramfs_get(const struct kci_guest *g, const char *agent, const char *
 
 /* Cached read-only ext4 image of a directory tree (rebuilt when the tree changes). */
 int kci_rootfs_from_dir(const char *dir, const char *cache_dir, char **out, struct kci_err *err);
+/*
+ * Builds a read-only ext4 image of `dir` at `path` (temp file + rename), for
+ * callers that key their own cache (images/ by config digest).
+ */
+int kci_rootfs_build(const char *dir, const char *path, struct kci_err *err);
 /* Cached ext4 image of the built-in busybox base system. */
 int kci_rootfs_base(const struct kci_guest *g, const char *cache_dir, char **out,
 		    struct kci_err *err);
