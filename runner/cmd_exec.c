@@ -15,15 +15,19 @@
 #include "common/parse.h"
 #include "common/xalloc.h"
 #include "runner/cli.h"
+#include "images/images.h"
 #include "vm/vm.h"
 
 static const char usage_text[] =
 	"Usage: kci exec [OPTIONS] [--] COMMAND [ARG...]\n"
+	"       kci exec --image REF [OPTIONS] [--] [COMMAND [ARG...]]\n"
 	"\n"
 	"Run COMMAND in a fresh micro-VM with its own Linux kernel. stdout and stderr\n"
 	"stream live; stdin is forwarded unless it is a terminal (then use -i or -it).\n"
 	"\n"
 	"Options:\n"
+	"      --image REF       run in an OCI image (pulled if not in the store); its Env,\n"
+	"                        WorkingDir, User, Entrypoint and Cmd apply\n"
 	"      --rootfs DIR      root filesystem from a directory (cached as an ext4 image);\n"
 	"                        default: a built-in busybox system\n"
 	"      --kernel PATH     guest kernel bundle directory or vmlinuz file\n"
@@ -34,7 +38,8 @@ static const char usage_text[] =
 	"      --net MODE        guest networking: none (default)\n"
 	"      --accel MODE      auto (default), kvm or tcg\n"
 	"  -e, --env K=V         set a variable in the guest (repeatable); -e K copies the host's\n"
-	"  -w, --workdir DIR     working directory in the guest (default /)\n"
+	"  -w, --workdir DIR     working directory in the guest (default: the image's, or /)\n"
+	"  -u, --user USER       run as USER (name, uid, name:group or uid:gid in the guest)\n"
 	"  -i, --interactive     forward stdin even when it is a terminal\n"
 	"  -t, --tty             give the command a pseudo-terminal (stdin must be a terminal)\n"
 	"  -q, --quiet           no notices from kci itself\n"
@@ -50,7 +55,7 @@ static const char usage_text[] =
 	"  130  kci was interrupted (143 for SIGTERM); the VM was torn down\n";
 
 struct exec_opts {
-	const char *rootfs, *kernel, *workdir;
+	const char *rootfs, *kernel, *workdir, *image, *user;
 	unsigned cpus;
 	uint64_t memory_mib, disk_mib;
 	int64_t timeout_ms;
@@ -61,6 +66,7 @@ struct exec_opts {
 };
 
 enum {
+	OPT_IMAGE = 255,
 	OPT_ROOTFS = 256,
 	OPT_KERNEL,
 	OPT_CPUS,
@@ -73,7 +79,9 @@ enum {
 };
 
 static const struct option long_opts[] = {
+	{ "image", required_argument, NULL, OPT_IMAGE },
 	{ "rootfs", required_argument, NULL, OPT_ROOTFS },
+	{ "user", required_argument, NULL, 'u' },
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
 	{ "cpus", required_argument, NULL, OPT_CPUS },
 	{ "memory", required_argument, NULL, OPT_MEMORY },
@@ -122,10 +130,16 @@ parse_opts(int argc, char **argv, struct exec_opts *o)
 	optind = 1;
 	opterr = 0;
 	/* "+": stop at the first non-option so the command's own flags stay its own. */
-	while ((c = getopt_long(argc, argv, "+:e:w:itqh", long_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:e:w:u:itqh", long_opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_ROOTFS:
 			o->rootfs = optarg;
+			break;
+		case OPT_IMAGE:
+			o->image = optarg;
+			break;
+		case 'u':
+			o->user = optarg;
 			break;
 		case OPT_KERNEL:
 			o->kernel = optarg;
@@ -197,7 +211,11 @@ parse_opts(int argc, char **argv, struct exec_opts *o)
 			return -1;
 		}
 	}
-	if (optind >= argc) {
+	if (o->image && o->rootfs) {
+		fprintf(stderr, "kci: exec: --image and --rootfs are alternatives; give one\n");
+		return -1;
+	}
+	if (optind >= argc && !o->image) {
 		fprintf(stderr, "kci: exec: no command given\nUsage: kci exec [OPTIONS] [--] "
 				"COMMAND [ARG...]\n");
 		return -1;
@@ -205,35 +223,68 @@ parse_opts(int argc, char **argv, struct exec_opts *o)
 	return optind;
 }
 
-/* The guest's environment: defaults first, then what the user passed (later wins in the agent). */
-static char **
-guest_env(const struct exec_opts *o)
+/* Sets K=V in a NULL-terminated env vector, replacing an entry with the same K. */
+static void
+env_set(char ***env, size_t *n, const char *kv)
 {
-	const char *term = getenv("TERM");
-	size_t n = 0;
-	char **env = kci_xcalloc(o->nenv + 4, sizeof(char *));
+	size_t klen = strcspn(kv, "=");
 
-	env[n++] = kci_xstrdup("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-	env[n++] = kci_xstrdup("HOME=/root");
-	if (o->tty)
-		env[n++] = kci_xasprintf("TERM=%s", term && *term ? term : "xterm");
-	for (size_t i = 0; i < o->nenv; i++) {
-		/* A user value replaces a default of the same name rather than duplicating it. */
-		size_t klen = strcspn(o->env[i], "=");
-		size_t j;
-		for (j = 0; j < n; j++)
-			if (strncmp(env[j], o->env[i], klen + 1) == 0)
-				break;
-		if (j < n) {
-			free(env[j]);
-			env[j] = kci_xstrdup(o->env[i]);
-		} else {
-			env = kci_xrealloc(env, (n + 2) * sizeof(char *));
-			env[n++] = kci_xstrdup(o->env[i]);
+	for (size_t j = 0; j < *n; j++) {
+		if (strncmp((*env)[j], kv, klen + 1) == 0) {
+			free((*env)[j]);
+			(*env)[j] = kci_xstrdup(kv);
+			return;
 		}
 	}
-	env[n] = NULL;
+	*env = kci_xrealloc(*env, (*n + 2) * sizeof(char *));
+	(*env)[(*n)++] = kci_xstrdup(kv);
+	(*env)[*n] = NULL;
+}
+
+/* The guest's environment: kci's defaults, then the image's Env, then -e (later wins). */
+static char **
+guest_env(const struct exec_opts *o, const struct kci_image_config *image)
+{
+	const char *term = getenv("TERM");
+	char **env = kci_xcalloc(1, sizeof(char *));
+	size_t n = 0;
+
+	env_set(&env, &n, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+	env_set(&env, &n, "HOME=/root");
+	for (size_t i = 0; image->env && image->env[i]; i++)
+		if (strchr(image->env[i], '='))
+			env_set(&env, &n, image->env[i]);
+	if (o->tty) {
+		char *t = kci_xasprintf("TERM=%s", term && *term ? term : "xterm");
+		env_set(&env, &n, t);
+		free(t);
+	}
+	for (size_t i = 0; i < o->nenv; i++)
+		env_set(&env, &n, o->env[i]);
 	return env;
+}
+
+/*
+ * The command line, as docker run builds it: the image's Entrypoint, then
+ * the user's COMMAND or else the image's Cmd. Borrowed strings; free the
+ * vector only.
+ */
+static char **
+guest_argv(char **user_cmd, const struct kci_image_config *image)
+{
+	size_t n = 0;
+	char **v = NULL;
+	char **tail = user_cmd && user_cmd[0] ? user_cmd : image->cmd;
+
+	for (int part = 0; part < 2; part++) {
+		char **src = part == 0 ? image->entrypoint : tail;
+		for (size_t i = 0; src && src[i]; i++) {
+			v = kci_xrealloc(v, (n + 2) * sizeof(char *));
+			v[n++] = src[i];
+			v[n] = NULL;
+		}
+	}
+	return v;
 }
 
 /* Terminal state restored on every exit path of -t. */
@@ -270,6 +321,7 @@ struct prepared {
 	char *home, *cache, *rundir, *agent, *initrd, *rootfs;
 	struct kci_guest *guest;
 	enum kci_accel accel;
+	struct kci_image_config image; /* with --image */
 };
 
 static int
@@ -286,7 +338,10 @@ prepare(const struct exec_opts *o, struct prepared *p, struct kci_err *err)
 	    (rc = kci_agent_find(&p->agent, err)) < 0 ||
 	    (rc = kci_initramfs_get(p->guest, p->agent, p->cache, &p->initrd, err)) < 0)
 		return rc;
-	if (o->rootfs)
+	if (o->image)
+		rc = kci_image_disk(p->home, p->cache, o->image, o->quiet, &p->image, &p->rootfs,
+				    err);
+	else if (o->rootfs)
 		rc = kci_rootfs_from_dir(o->rootfs, p->cache, &p->rootfs, err);
 	else
 		rc = kci_rootfs_base(p->guest, p->cache, &p->rootfs, err);
@@ -311,6 +366,7 @@ prepared_clear(struct prepared *p)
 	free(p->initrd);
 	free(p->rootfs);
 	kci_guest_free(p->guest);
+	kci_image_config_clear(&p->image);
 }
 
 /* Maps how the run ended to kci exec's exit status, printing what the user must know. */
@@ -384,9 +440,17 @@ kci_cmd_exec(int argc, char **argv)
 			}
 		}
 	}
-	req.argv = argv + cmd;
-	req.env = guest_env(&o);
-	req.cwd = (char *)(o.workdir ? o.workdir : "/");
+	req.argv = guest_argv(argv + cmd, &p.image);
+	if (!req.argv) {
+		rc = kci_err_set(&err, KCI_INVALID,
+				 "image %s has no Entrypoint or Cmd: give a command", o.image);
+		goto out;
+	}
+	req.env = guest_env(&o, &p.image);
+	req.cwd = (char *)(o.workdir					   ? o.workdir
+			   : p.image.working_dir && p.image.working_dir[0] ? p.image.working_dir
+									   : "/");
+	req.user = (char *)(o.user ? o.user : p.image.user);
 	req.tty = o.tty;
 	io.stdin_fd = (!stdin_tty || o.interactive || o.tty) ? STDIN_FILENO : -1;
 	if (o.tty) {
@@ -422,6 +486,7 @@ out:
 	for (size_t i = 0; req.env && req.env[i]; i++)
 		free(req.env[i]);
 	free(req.env);
+	free(req.argv);
 	for (size_t i = 0; i < o.nenv; i++)
 		free(o.env[i]);
 	free(o.env);

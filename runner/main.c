@@ -20,6 +20,11 @@ static const struct {
 	const char *help;
 } commands[] = {
 	{ "exec", kci_cmd_exec, "run one command in a fresh micro-VM" },
+	{ "pull", kci_cmd_pull, "pull an image from a registry into the local store" },
+	{ "images", kci_cmd_images, "list the images in the local store" },
+	{ "load", kci_cmd_load, "load an OCI layout directory or a docker save tarball" },
+	{ "rmi", kci_cmd_rmi, "remove images from the local store" },
+	{ "prune", kci_cmd_prune, "delete blobs and disks no image needs" },
 	{ "doctor", kci_cmd_doctor, "check this host: accelerator, QEMU, guest kernel, store" },
 };
 

@@ -1,0 +1,346 @@
+/* The image store commands: `kci pull`, `kci images`, `kci rmi`, `kci prune`, `kci load`. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/fs.h"
+#include "common/xalloc.h"
+#include "images/images.h"
+#include "runner/cli.h"
+
+/* Opens the store, printing the error; NULL on failure. */
+static struct kci_images *
+open_images(void)
+{
+	struct kci_err err = KCI_ERR_INIT;
+	struct kci_images *im = NULL;
+	char *home = NULL;
+
+	if (kci_home(&home, &err) < 0 || kci_images_open(&im, home, &err) < 0)
+		kci_print_error(err.msg);
+	free(home);
+	return im;
+}
+
+static void
+human_size(uint64_t n, char *buf, size_t size)
+{
+	const char *units[] = { "B", "kB", "MB", "GB", "TB" };
+	double v = (double)n;
+	int u = 0;
+
+	while (v >= 1000 && u < 4) {
+		v /= 1000;
+		u++;
+	}
+	snprintf(buf, size, u ? "%.1f%s" : "%.0f%s", v, units[u]);
+}
+
+static void
+human_age(time_t t, char *buf, size_t size)
+{
+	long d = (long)(time(NULL) - t);
+
+	if (t == 0)
+		snprintf(buf, size, "-");
+	else if (d < 120)
+		snprintf(buf, size, "%ld seconds ago", d < 0 ? 0 : d);
+	else if (d < 7200)
+		snprintf(buf, size, "%ld minutes ago", d / 60);
+	else if (d < 172800)
+		snprintf(buf, size, "%ld hours ago", d / 3600);
+	else
+		snprintf(buf, size, "%ld days ago", d / 86400);
+}
+
+/* Progress on a terminal: one line per blob, rewritten in place. */
+struct progress {
+	int tty;
+	char last[80];
+};
+
+static void
+on_progress(void *ctx, const char *digest, uint64_t done, uint64_t total)
+{
+	struct progress *p = ctx;
+	char a[32], b[32];
+
+	if (!p->tty)
+		return;
+	human_size(done, a, sizeof(a));
+	human_size(total, b, sizeof(b));
+	fprintf(stderr, "\r\033[K%.19s  %s / %s", digest, a, b);
+	if (done >= total)
+		fputc('\n', stderr);
+	snprintf(p->last, sizeof(p->last), "%s", digest);
+}
+
+static int
+usage_error(const char *cmd, const char *usage, const char *what)
+{
+	fprintf(stderr, "kci: %s: %s\nUsage: %s\n", cmd, what, usage);
+	return KCI_EXIT_RUNNER;
+}
+
+static int
+wants_help(int argc, char **argv, const char *usage, const char *text)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			printf("Usage: %s\n\n%s\n", usage, text);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Unpacks the image into its root disk now, so the first `kci exec --image` boots at once. */
+static int
+prepare_disk(const char *ref, struct kci_err *err)
+{
+	struct kci_image_config cfg = { 0 };
+	char *home = NULL, *cache = NULL, *disk = NULL;
+	int rc;
+
+	if ((rc = kci_home(&home, err)) < 0)
+		return rc;
+	cache = kci_xasprintf("%s/cache", home);
+	rc = kci_image_disk(home, cache, ref, 1, &cfg, &disk, err);
+	kci_image_config_clear(&cfg);
+	free(disk);
+	free(cache);
+	free(home);
+	return rc;
+}
+
+int
+kci_cmd_pull(int argc, char **argv)
+{
+	static const char usage[] = "kci pull [-q] REF";
+	struct kci_pull_opts o = KCI_PULL_OPTS_INIT;
+	struct progress prog = { .tty = isatty(STDERR_FILENO) };
+	struct kci_err err = KCI_ERR_INIT;
+	struct kci_images *im;
+	char digest[72];
+	int quiet = 0, rc;
+
+	if (wants_help(
+		    argc, argv, usage,
+		    "Pull an image from its registry into the local store and unpack it into its\n"
+		    "read-only root disk, so `kci exec --image` boots it at once. REF is "
+		    "NAME[:TAG],\n"
+		    "NAME@sha256:..., or HOST[:PORT]/NAME[:TAG]; Docker Hub is the default "
+		    "registry.\n"
+		    "Plain HTTP is used only for loopback registries. Credentials come from\n"
+		    "~/.docker/config.json ($DOCKER_CONFIG)."))
+		return 0;
+	if (argc > 1 && (strcmp(argv[1], "-q") == 0 || strcmp(argv[1], "--quiet") == 0)) {
+		quiet = 1;
+		argc--;
+		argv++;
+	}
+	if (argc != 2 || argv[1][0] == '-')
+		return usage_error("pull", usage,
+				   argc < 2 ? "no image given" : "expected one image");
+	if (!(im = open_images()))
+		return KCI_EXIT_RUNNER;
+	prog.tty = prog.tty && !quiet;
+	o.progress = on_progress;
+	o.ctx = &prog;
+	rc = kci_image_pull(im, argv[1], &o, digest, &err);
+	kci_images_free(im);
+	if (rc == 0)
+		rc = prepare_disk(argv[1], &err);
+	if (rc < 0) {
+		kci_print_error(err.msg);
+		return KCI_EXIT_RUNNER;
+	}
+	if (!quiet)
+		printf("%s: %s\n", argv[1], digest);
+	return 0;
+}
+
+int
+kci_cmd_images(int argc, char **argv)
+{
+	static const char usage[] = "kci images [--verify]";
+	struct kci_err err = KCI_ERR_INIT;
+	struct kci_image_info *infos = NULL;
+	struct kci_images *im;
+	size_t n = 0;
+	int verify = 0;
+
+	if (wants_help(argc, argv, usage,
+		       "List the images in the local store. --verify re-hashes every blob and\n"
+		       "exits 1 if any does not match its digest."))
+		return 0;
+	if (argc == 2 && strcmp(argv[1], "--verify") == 0)
+		verify = 1;
+	else if (argc > 1)
+		return usage_error("images", usage, "unexpected argument");
+	if (!(im = open_images()))
+		return KCI_EXIT_RUNNER;
+	if (verify) {
+		size_t checked, bad;
+		int rc = kci_image_verify(im, &checked, &bad, &err);
+		kci_images_free(im);
+		if (rc < 0) {
+			kci_print_error(err.msg);
+			return KCI_EXIT_RUNNER;
+		}
+		printf("%zu blobs checked, %zu corrupt\n", checked, bad);
+		return bad ? 1 : 0;
+	}
+	if (kci_image_list(im, &infos, &n, &err) < 0) {
+		kci_print_error(err.msg);
+		kci_images_free(im);
+		return KCI_EXIT_RUNNER;
+	}
+	printf("%-48s %-19s %-10s %s\n", "REF", "DIGEST", "SIZE", "AGE");
+	for (size_t i = 0; i < n; i++) {
+		char size[32], age[32];
+		human_size(infos[i].size, size, sizeof(size));
+		human_age(infos[i].created, age, sizeof(age));
+		printf("%-48s %.19s %-10s %s\n", infos[i].ref, infos[i].digest, size, age);
+	}
+	kci_image_info_free(infos, n);
+	kci_images_free(im);
+	return 0;
+}
+
+int
+kci_cmd_rmi(int argc, char **argv)
+{
+	static const char usage[] = "kci rmi REF...";
+	struct kci_err err = KCI_ERR_INIT;
+	struct kci_images *im;
+	int status = 0;
+
+	if (wants_help(
+		    argc, argv, usage,
+		    "Remove images from the local store. Their blobs are deleted by `kci prune`."))
+		return 0;
+	if (argc < 2)
+		return usage_error("rmi", usage, "no image given");
+	if (!(im = open_images()))
+		return KCI_EXIT_RUNNER;
+	for (int i = 1; i < argc; i++) {
+		if (kci_image_remove(im, argv[i], &err) < 0) {
+			kci_print_error(err.msg);
+			status = KCI_EXIT_RUNNER;
+		} else {
+			printf("removed %s\n", argv[i]);
+		}
+	}
+	kci_images_free(im);
+	return status;
+}
+
+int
+kci_cmd_load(int argc, char **argv)
+{
+	static const char usage[] = "kci load PATH";
+	struct kci_err err = KCI_ERR_INIT;
+	struct kci_images *im;
+	char **refs = NULL;
+	int rc;
+
+	if (wants_help(argc, argv, usage,
+		       "Load an OCI image-layout directory or a `docker save` tarball into the\n"
+		       "local store. Every blob is verified against its digest."))
+		return 0;
+	if (argc != 2)
+		return usage_error("load", usage, argc < 2 ? "no path given" : "expected one path");
+	if (!(im = open_images()))
+		return KCI_EXIT_RUNNER;
+	rc = kci_image_load(im, argv[1], &refs, &err);
+	kci_images_free(im);
+	if (rc < 0) {
+		kci_print_error(err.msg);
+		return KCI_EXIT_RUNNER;
+	}
+	for (size_t i = 0; refs && refs[i]; i++) {
+		printf("loaded %s\n", refs[i]);
+		free(refs[i]);
+	}
+	free(refs);
+	return 0;
+}
+
+/* Deletes cache/image-<config>.ext4 disks whose image is gone; returns bytes freed. */
+static uint64_t
+prune_disks(const char *home, char **keep)
+{
+	char *cache = kci_xasprintf("%s/cache", home);
+	uint64_t freed = 0;
+	DIR *d = opendir(cache);
+	struct dirent *de;
+
+	while (d && (de = readdir(d))) {
+		int kept = 0;
+		if (strncmp(de->d_name, "image-", 6) != 0)
+			continue;
+		for (size_t i = 0; keep && keep[i] && !kept; i++)
+			kept = strncmp(de->d_name + 6, keep[i] + 7, 20) == 0 &&
+			       !strstr(de->d_name, ".tree-");
+		if (kept)
+			continue;
+		struct stat st;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			/* An unpack tree left by a kci killed mid-build. */
+			char *tree = kci_xasprintf("%s/%s", cache, de->d_name);
+			kci_rm_rf(tree, NULL);
+			free(tree);
+		} else if (unlinkat(dirfd(d), de->d_name, 0) == 0) {
+			freed += (uint64_t)st.st_blocks * 512;
+		}
+	}
+	if (d)
+		closedir(d);
+	free(cache);
+	return freed;
+}
+
+int
+kci_cmd_prune(int argc, char **argv)
+{
+	static const char usage[] = "kci prune";
+	struct kci_err err = KCI_ERR_INIT;
+	struct kci_images *im = NULL;
+	char *home = NULL, **keep = NULL, size[32];
+	uint64_t freed = 0;
+	int rc;
+
+	if (wants_help(argc, argv, usage,
+		       "Delete blobs no image in the store needs, and root filesystem disks of\n"
+		       "images that are gone."))
+		return 0;
+	if (argc > 1)
+		return usage_error("prune", usage, "unexpected argument");
+	if ((rc = kci_home(&home, &err)) < 0 || (rc = kci_images_open(&im, home, &err)) < 0 ||
+	    (rc = kci_image_prune(im, &freed, &keep, &err)) < 0) {
+		kci_print_error(err.msg);
+		kci_images_free(im);
+		free(home);
+		return KCI_EXIT_RUNNER;
+	}
+	freed += prune_disks(home, keep);
+	human_size(freed, size, sizeof(size));
+	printf("freed %s\n", size);
+	for (size_t i = 0; keep && keep[i]; i++)
+		free(keep[i]);
+	free(keep);
+	kci_images_free(im);
+	free(home);
+	return 0;
+}

@@ -1,0 +1,94 @@
+/* Glue between images/ and vm/: an image reference becomes a cached read-only root disk. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/fs.h"
+#include "common/xalloc.h"
+#include "images/images.h"
+#include "runner/cli.h"
+#include "vm/vm.h"
+
+static void
+print_progress(void *ctx, const char *digest, uint64_t done, uint64_t total)
+{
+	(void)ctx;
+	fprintf(stderr, "\r\033[Kpulling %.19s  %3d%%", digest,
+		total ? (int)(done * 100 / total) : 100);
+	if (done >= total)
+		fputc('\n', stderr);
+}
+
+static void
+strv_free_local(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* Unpacks the layers into a temp tree next to disk, builds the ext4 image, removes the tree. */
+static int
+build_disk(const char *disk, char **layers, struct kci_image_config *cfg, struct kci_err *err)
+{
+	char *tree = kci_xasprintf("%s.tree-XXXXXX", disk);
+	size_t n = 0;
+	int rc;
+
+	while (layers[n])
+		n++;
+	if (!mkdtemp(tree)) {
+		rc = kci_err_sys(err, errno, "mkdtemp %s", tree);
+		free(tree);
+		return rc;
+	}
+	(void)chmod(tree, 0755);
+	rc = kci_image_unpack(tree, (const char *const *)layers, (const char *const *)cfg->diff_ids,
+			      n, err);
+	if (rc == 0)
+		rc = kci_rootfs_build(tree, disk, err);
+	kci_rm_rf(tree, NULL);
+	free(tree);
+	return rc;
+}
+
+int
+kci_image_disk(const char *home, const char *cache, const char *ref, int quiet,
+	       struct kci_image_config *cfg, char **disk, struct kci_err *err)
+{
+	struct kci_pull_opts po = KCI_PULL_OPTS_INIT;
+	struct kci_images *im = NULL;
+	char config_digest[72], manifest[72];
+	char **layers = NULL;
+	int rc;
+
+	if ((rc = kci_images_open(&im, home, err)) < 0)
+		return rc;
+	rc = kci_image_resolve(im, ref, cfg, config_digest, &layers, err);
+	if (rc == KCI_NOTFOUND) {
+		/* Like docker run: an image that is not here yet is pulled first. */
+		if (!quiet && isatty(STDERR_FILENO))
+			po.progress = print_progress;
+		if ((rc = kci_image_pull(im, ref, &po, manifest, err)) == 0)
+			rc = kci_image_resolve(im, ref, cfg, config_digest, &layers, err);
+	}
+	if (rc < 0)
+		goto out;
+	if ((rc = kci_mkdir_p(cache, 0700, err)) < 0)
+		goto out;
+	*disk = kci_xasprintf("%s/image-%.20s.ext4", cache, config_digest + 7);
+	if (access(*disk, R_OK) != 0 && (rc = build_disk(*disk, layers, cfg, err)) < 0) {
+		kci_err_prefix(err, "image %s", ref);
+		free(*disk);
+		*disk = NULL;
+	}
+out:
+	if (rc < 0)
+		kci_image_config_clear(cfg);
+	strv_free_local(layers);
+	kci_images_free(im);
+	return rc;
+}
