@@ -411,10 +411,12 @@ extract_tar(const char *tar, const char *dest, struct kci_err *err)
 	int rc = 0, r, count = 0;
 
 	archive_read_support_format_tar(a);
-	archive_read_support_filter_all(a);
-	archive_write_disk_set_options(
-		w, ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-			   ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS | ARCHIVE_EXTRACT_NO_OVERWRITE);
+	/* Only built-in decoders: for others libarchive would run an external program. */
+	archive_read_support_filter_gzip(a);
+	archive_read_support_filter_zstd(a);
+	archive_write_disk_set_options(w, ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+						  ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+						  ARCHIVE_EXTRACT_NO_OVERWRITE);
 	if (archive_read_open_filename(a, tar, 1 << 16) != ARCHIVE_OK) {
 		rc = kci_err_set(err, KCI_INVALID, "%s: %s", tar, archive_error_string(a));
 		goto out;
@@ -428,7 +430,13 @@ extract_tar(const char *tar, const char *dest, struct kci_err *err)
 		}
 		if (type != AE_IFREG && type != AE_IFDIR)
 			continue;
-		char *path = kci_xasprintf("%s/%s", dest, archive_entry_pathname(e));
+		const char *name = archive_entry_pathname(e);
+		if (!name || name[0] == '/') {
+			rc = kci_err_set(err, KCI_INVALID, "%s: absolute entry name refused", tar);
+			goto out;
+		}
+		/* Rooted at dest by prefix; libarchive still refuses ".." (SECURE_NODOTDOT). */
+		char *path = kci_xasprintf("%s/%s", dest, name);
 		archive_entry_set_pathname(e, path);
 		archive_entry_set_perm(e, type == AE_IFDIR ? 0700 : 0600);
 		free(path);

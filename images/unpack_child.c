@@ -348,7 +348,7 @@ kci_image_unpack(const char *rootfs_dir, const char *const *blob_paths, const ch
 		 size_t n, struct kci_err *err)
 {
 	int root_fd = -1, report[2] = { -1, -1 }, *blob_fds = kci_xmalloc((n + 1) * sizeof(int));
-	pid_t pid, parent = getpid();
+	pid_t pid = -1, parent = getpid();
 	int rc;
 
 	for (size_t i = 0; i < n; i++)
@@ -381,9 +381,11 @@ kci_image_unpack(const char *rootfs_dir, const char *const *blob_paths, const ch
 		child_main(rootfs_dir, root_fd, blob_fds, diff_ids, n, report[1], parent);
 	close(report[1]);
 	report[1] = -1;
-	rc = await_child(pid, report[0], err);
+	/* The child's messages name the layer and entry; the temp tree path would only add noise. */
+	if ((rc = await_child(pid, report[0], err)) < 0)
+		kci_err_prefix(err, "unpack");
 out:
-	if (rc < 0)
+	if (rc < 0 && pid <= 0)
 		kci_err_prefix(err, "unpack into %s", rootfs_dir);
 	for (size_t i = 0; i < n; i++)
 		if (blob_fds[i] >= 0)
