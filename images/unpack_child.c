@@ -381,7 +381,7 @@ kci_image_unpack(const char *rootfs_dir, const char *const *blob_paths, const ch
 		child_main(rootfs_dir, root_fd, blob_fds, diff_ids, n, report[1], parent);
 	close(report[1]);
 	report[1] = -1;
-	/* The child's messages name the layer and entry; the temp tree path would only add noise. */
+	/* The child names layer and entry; the temp tree path would only be noise. */
 	if ((rc = await_child(pid, report[0], err)) < 0)
 		kci_err_prefix(err, "unpack");
 out:
