@@ -56,9 +56,19 @@ static la_ssize_t
 stream_read(struct archive *a, void *opaque, const void **out)
 {
 	struct layer *l = opaque;
-	la_ssize_t n = archive_read_data(l->raw, l->chunk, STREAM_CHUNK);
+	la_ssize_t n = 0, got = 0;
 
 	(void)a;
+	/*
+	 * Fill the whole chunk: the decompressor hands out small pieces, and the
+	 * tar reader's data blocks (so our writes) are never larger than what we
+	 * return here; small returns meant one write syscall per kilobyte.
+	 */
+	while (n < STREAM_CHUNK &&
+	       (got = archive_read_data(l->raw, l->chunk + n, (size_t)(STREAM_CHUNK - n))) > 0)
+		n += got;
+	if (n == 0 || got < 0)
+		n = got;
 	if (n < 0) {
 		l->stream_rc =
 			kci_err_set(l->err, KCI_INVALID, "decompress layer: %s", aerr(l->raw));

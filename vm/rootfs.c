@@ -93,11 +93,28 @@ make_ext4(const char *dir, const char *final, unsigned long long bytes, unsigned
 		return fd;
 	snprintf(size, sizeof(size), "%lluM", mib);
 	snprintf(inodes, sizeof(inodes), "%llu", entries + entries / 4 + 1024);
-	char *argv[] = {
-		"mke2fs",    "-q", "-F",   "-t", "ext4",	   "-O", "^has_journal", "-m",
-		"0",	     "-N", inodes, "-E", "root_owner=0:0", "-L", "kci-root",	 "-d",
-		(char *)dir, tmp,  size,   NULL
-	};
+	char *argv[] = { "mke2fs",
+			 "-q",
+			 "-F",
+			 "-t",
+			 "ext4",
+			 "-b", /* small images would get 1 KiB blocks: 4x the I/O calls */
+			 "4096",
+			 "-O",
+			 "^has_journal",
+			 "-m",
+			 "0",
+			 "-N",
+			 inodes,
+			 "-E",
+			 "root_owner=0:0,nodiscard,lazy_itable_init=1",
+			 "-L",
+			 "kci-root",
+			 "-d",
+			 (char *)dir,
+			 tmp,
+			 size,
+			 NULL };
 	if ((rc = run_tool(argv, err)) < 0) {
 		kci_err_prefix(err, "build root filesystem from %s", dir);
 		close(fd);
