@@ -8,6 +8,7 @@
 #define KCI_IMAGES_IMAGES_H
 
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -57,11 +58,12 @@ typedef void (*kci_pull_progress_fn)(void *ctx, const char *digest, uint64_t don
 struct kci_pull_opts {
 	kci_pull_progress_fn progress;
 	void *ctx;
-	unsigned parallel; /* layer downloads at once; 0 = default (4) */
+	unsigned parallel;		     /* layer downloads at once; 0 = default (4) */
+	const volatile sig_atomic_t *cancel; /* non-zero stops the pull (KCI_CANCELED) */
 };
 #define KCI_PULL_OPTS_INIT                                                                         \
 	{                                                                                          \
-		NULL, NULL, 0                                                                      \
+		NULL, NULL, 0, NULL                                                                \
 	}
 
 /*

@@ -190,7 +190,9 @@ kci_image_pull(struct kci_images *im, const char *ref_s, const struct kci_pull_o
 	pthread_mutex_init(&p.lock, NULL);
 	if ((rc = image_canonical(ref_s, canon, sizeof(canon), &ref, err)) < 0)
 		goto out;
-	if ((rc = registry_new(&p.reg, &ref, NULL, err)) < 0)
+	struct registry_opts ropts = REGISTRY_OPTS_INIT;
+	ropts.cancel = o ? o->cancel : NULL;
+	if ((rc = registry_new(&p.reg, &ref, &ropts, err)) < 0)
 		goto fail;
 	/* Shared: a concurrent prune must not delete blobs that no ref names yet. */
 	if ((rc = store_gc_lock(im->store, 0, err)) < 0)

@@ -2,6 +2,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +122,14 @@ prepare_disk(const char *ref, struct kci_err *err)
 	return rc;
 }
 
+static volatile sig_atomic_t interrupted;
+
+static void
+on_interrupt(int signo)
+{
+	interrupted = signo;
+}
+
 int
 kci_cmd_pull(int argc, char **argv)
 {
@@ -155,10 +164,23 @@ kci_cmd_pull(int argc, char **argv)
 	prog.tty = prog.tty && !quiet;
 	o.progress = on_progress;
 	o.ctx = &prog;
+	/* Ctrl-C stops transfers cleanly: temp blobs are removed and nothing half-made is named. */
+	struct sigaction sa = { .sa_handler = on_interrupt };
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	o.cancel = &interrupted;
 	rc = kci_image_pull(im, argv[1], &o, digest, &err);
 	kci_images_free(im);
 	if (rc == 0)
 		rc = prepare_disk(argv[1], &err);
+	if (rc < 0 && interrupted) {
+		fprintf(stderr,
+			"kci: pull %s interrupted; partial downloads removed, complete blobs kept "
+			"for next time\n",
+			argv[1]);
+		return 128 + interrupted;
+	}
 	if (rc < 0) {
 		kci_print_error(err.msg);
 		return KCI_EXIT_RUNNER;

@@ -70,6 +70,15 @@ pid=$!
 sleep 0.4
 kill -9 "$pid" 2>/dev/null || true
 wait "$pid" 2>/dev/null || true
+# Ctrl-C (SIGINT) instead: exit 130 and no partial blob left behind.
+"$KCI" pull "$REG/test/big:1" >/dev/null 2>&1 &
+pid=$!
+sleep 0.3
+kill -INT "$pid" 2>/dev/null || true
+status=0
+wait "$pid" || status=$?
+if [ "$status" -eq 130 ] || [ "$status" -eq 0 ]; then ok "SIGINT pull: status $status"; else fail "SIGINT pull: status $status"; fi
+expect_eq "SIGINT pull: no temp blobs" "" "$(ls -A "$KCI_HOME/store/blobs/sha256" | grep tmp || true)"
 run_kci pull "$REG/test/big:1"
 expect_eq "pull after kill -9" 0 "$status"
 run_kci images --verify
