@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/strv.h"
 #include "common/xalloc.h"
 #include "images/image.h"
 #include "images/manifest.h"
@@ -225,14 +226,6 @@ kci_image_remove(struct kci_images *im, const char *ref, struct kci_err *err)
 	return rc;
 }
 
-static void
-strv_add(char ***v, size_t *n, const char *s)
-{
-	*v = kci_xrealloc(*v, (*n + 2) * sizeof(char *));
-	(*v)[(*n)++] = kci_xstrdup(s);
-	(*v)[*n] = NULL;
-}
-
 int
 kci_image_prune(struct kci_images *im, uint64_t *freed, char ***keep_configs, struct kci_err *err)
 {
@@ -250,14 +243,14 @@ kci_image_prune(struct kci_images *im, uint64_t *freed, char ***keep_configs, st
 		struct manifest m = { 0 };
 		struct kci_err ignored = KCI_ERR_INIT;
 
-		strv_add(&keep, &nkeep, refs[i].digest);
+		kci_strv_add(&keep, &nkeep, refs[i].digest);
 		if (image_load_manifest(im, refs[i].digest, refs[i].media_type, &m, NULL,
 					&ignored) < 0)
 			continue;
-		strv_add(&keep, &nkeep, m.config.digest);
-		strv_add(&configs, &nconf, m.config.digest);
+		kci_strv_add(&keep, &nkeep, m.config.digest);
+		kci_strv_add(&configs, &nconf, m.config.digest);
 		for (size_t j = 0; j < m.n_layers; j++)
-			strv_add(&keep, &nkeep, m.layers[j].digest);
+			kci_strv_add(&keep, &nkeep, m.layers[j].digest);
 		manifest_clear(&m);
 	}
 	rc = store_sweep(im->store, keep, freed, err);

@@ -21,6 +21,7 @@
 #include "common/digest.h"
 #include "common/fdio.h"
 #include "common/fs.h"
+#include "common/strv.h"
 #include "common/xalloc.h"
 #include "images/image.h"
 
@@ -194,14 +195,6 @@ blob_size(struct kci_images *im, const char *digest)
 	return size;
 }
 
-static void
-add_ref(char ***refs, size_t *n, const char *name)
-{
-	*refs = kci_xrealloc(*refs, (*n + 2) * sizeof(char *));
-	(*refs)[(*n)++] = kci_xstrdup(name);
-	(*refs)[*n] = NULL;
-}
-
 /*
  * The name an OCI layout gives an image: a full reference in the ref.name
  * annotation is used as is; a bare tag ("1.0", as skopeo and umoci write)
@@ -257,7 +250,7 @@ load_layout(struct kci_images *im, int dirfd, const char *hint, char ***refs, si
 					    err)) == 0 &&
 			 (rc = store_ref_set(im->store, ref, final_type, final_digest,
 					     blob_size(im, final_digest), err)) == 0)
-			add_ref(refs, nrefs, ref);
+			kci_strv_add(refs, nrefs, ref);
 	}
 	json_object_put(index);
 	if (rc == 0 && *nrefs == 0)
@@ -374,7 +367,7 @@ load_docker_entry(struct kci_images *im, int dirfd, struct json_object *e, char 
 					  err)) == 0 &&
 		    (rc = store_ref_set(im->store, ref, MEDIA_OCI_MANIFEST, mdigest, (int64_t)len,
 					err)) == 0)
-			add_ref(refs, nrefs, ref);
+			kci_strv_add(refs, nrefs, ref);
 	}
 out:
 	json_object_put(m);

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/fs.h"
+#include "common/strv.h"
 #include "common/xalloc.h"
 #include "images/images.h"
 #include "runner/cli.h"
@@ -24,14 +25,6 @@ print_progress(void *ctx, const char *digest, uint64_t done, uint64_t total)
 		total ? (int)(done * 100 / total) : 100);
 	if (done >= total)
 		fputc('\n', stderr);
-}
-
-static void
-strv_free_local(char **v)
-{
-	for (size_t i = 0; v && v[i]; i++)
-		free(v[i]);
-	free(v);
 }
 
 #define SHM_DIR	   "/dev/shm"
@@ -142,7 +135,7 @@ kci_image_disk(const char *home, const char *cache, const char *ref, int quiet,
 out:
 	if (rc < 0)
 		kci_image_config_clear(cfg);
-	strv_free_local(layers);
+	kci_strv_free(layers);
 	kci_images_free(im);
 	return rc;
 }

@@ -15,6 +15,7 @@
 #include "common/digest.h"
 #include "common/fs.h"
 #include "common/xalloc.h"
+#include "common/strv.h"
 #include "vm/internal.h"
 
 /* Bump when the layout of the initramfs changes, so old caches are not reused. */
@@ -250,7 +251,7 @@ done:
 	path = NULL;
 	rc = 0;
 out:
-	strv_free(mods);
+	kci_strv_free(mods);
 	free(levels);
 	free(key);
 	free(path);

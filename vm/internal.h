@@ -20,7 +20,6 @@ extern const char *const vm_guest_modules[];
  */
 int modules_resolve(const char *dep_text, const char *const *wanted, char ***out, int **levels,
 		    struct kci_err *err);
-void strv_free(char **v);
 
 /* The QEMU command line for a VM; fds are the numbers QEMU will see. */
 struct qemu_cmd {
@@ -31,7 +30,7 @@ struct qemu_cmd {
 	unsigned tsc_khz;
 	int console_fd, agent_fd, qmp_fd;
 };
-/* Returns a NULL-terminated malloc'd argv (free with strv_free). */
+/* Returns a NULL-terminated malloc'd argv (free with kci_strv_free). */
 char **qemu_argv(const struct qemu_cmd *c);
 
 /* Accelerator choice from /proc/cpuinfo text and whether /dev/kvm opened. */

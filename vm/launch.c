@@ -25,6 +25,7 @@
 #include "common/fdio.h"
 #include "common/proto.h"
 #include "common/fs.h"
+#include "common/strv.h"
 #include "common/xalloc.h"
 #include "vm/vmpriv.h"
 
@@ -388,7 +389,7 @@ fail:
 	}
 	if (qmp >= 0)
 		close(qmp);
-	strv_free(argv);
+	kci_strv_free(argv);
 	free(scratch);
 	kci_vm_free(vm);
 	return rc;

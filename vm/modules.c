@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "common/xalloc.h"
+#include "common/strv.h"
 #include "vm/internal.h"
 
 const char *const vm_guest_modules[] = {
@@ -22,16 +23,6 @@ struct dep_table {
 	struct dep_line *lines;
 	size_t n;
 };
-
-void
-strv_free(char **v)
-{
-	if (!v)
-		return;
-	for (size_t i = 0; v[i]; i++)
-		free(v[i]);
-	free(v);
-}
 
 /* "kernel/drivers/virtio/virtio_ring.ko" has module name "virtio_ring". */
 static int
@@ -152,7 +143,7 @@ modules_resolve(const char *dep_text, const char *const *wanted, char ***out, in
 	}
 	table_free(&t);
 	if (rc < 0) {
-		strv_free(r.paths);
+		kci_strv_free(r.paths);
 		free(r.levels);
 		return rc;
 	}

@@ -9,6 +9,7 @@
 
 #include <cmocka.h>
 
+#include "common/strv.h"
 #include "vm/internal.h"
 
 static const char deps[] = "kernel/fs/overlayfs/overlay.ko:\n"
@@ -56,7 +57,7 @@ test_modules__dependencies_first_each_once(void **state)
 	assert_int_equal(levels[index_of(out, "/virtio.ko")], 1);
 	assert_int_equal(levels[index_of(out, "/virtio_blk.ko")], 2);
 	assert_int_equal(levels[index_of(out, "/virtio_mmio.ko")], 2);
-	strv_free(out);
+	kci_strv_free(out);
 	free(levels);
 }
 
@@ -73,7 +74,7 @@ test_modules__missing_module_skipped_cycle_rejected(void **state)
 	(void)state;
 	assert_int_equal(modules_resolve("", wanted, &out, &levels, &err), 0);
 	assert_null(out[0]);
-	strv_free(out);
+	kci_strv_free(out);
 	free(levels);
 	assert_int_equal(modules_resolve(cyclic, wanted, &out, &levels, &err), KCI_INVALID);
 	assert_non_null(strstr(err.msg, "cycle"));
@@ -122,7 +123,7 @@ test_qemu__tcg_command_line(void **state)
 	assert_true(has_arg(argv, "-append", "tsc_early_khz=2596132"));
 	assert_true(has_arg(argv, "-append", "panic=-1"));
 	assert_false(has_arg(argv, "-cpu", "host"));
-	strv_free(argv);
+	kci_strv_free(argv);
 }
 
 static void
@@ -144,7 +145,7 @@ test_qemu__kvm_has_no_tsc_hint(void **state)
 	assert_true(has_arg(argv, "-cpu", "host"));
 	assert_false(has_arg(argv, "-append", "tsc_early_khz"));
 	assert_false(has_arg(argv, "-device", "serial=kci-root"));
-	strv_free(argv);
+	kci_strv_free(argv);
 }
 
 static void
