@@ -239,7 +239,10 @@ load_layout(struct kci_images *im, int dirfd, const char *hint, char ***refs, si
 			json_object_object_get_ex(e, "size", &sz) ? json_object_get_int64(sz) : -1;
 
 		json_object_object_get_ex(e, "annotations", &ann);
-		name = get_str(ann, "org.opencontainers.image.ref.name");
+		/* docker save (25+) keeps the full name here and only the tag in ref.name. */
+		name = get_str(ann, "io.containerd.image.name");
+		if (!name)
+			name = get_str(ann, "org.opencontainers.image.ref.name");
 		if (!digest || !type)
 			rc = kci_err_set(err, KCI_INVALID,
 					 "index.json entry %zu lacks digest or mediaType", i);
@@ -296,6 +299,36 @@ import_named(struct kci_images *im, int dirfd, const char *rel, char digest[DIGE
 	return rc < 0 ? kci_err_prefix(err, "%.200s", rel) : 0;
 }
 
+/* Imports the config (bounded), parses it and checks its platform like a pull does. */
+static int
+import_config(struct kci_images *im, int dirfd, const char *rel, char digest[DIGEST_BUF],
+	      int64_t *size, struct kci_image_config *cfg, struct kci_err *err)
+{
+	char *body = NULL;
+	size_t len;
+	struct stat st;
+	int fd = open_beneath(dirfd, rel, err), rc;
+
+	if (fd < 0)
+		return fd;
+	rc = fstat(fd, &st) == 0 && st.st_size > IMAGE_CONFIG_MAX
+		     ? kci_err_set(err, KCI_INVALID, "%.200s is larger than %u bytes", rel,
+				   IMAGE_CONFIG_MAX)
+		     : 0;
+	close(fd);
+	if (rc < 0 || (rc = import_named(im, dirfd, rel, digest, size, err)) < 0 ||
+	    (rc = store_read_blob(im->store, digest, IMAGE_CONFIG_MAX, &body, &len, err)) < 0)
+		return rc;
+	rc = image_config_parse(body, len, cfg, err);
+	free(body);
+	if (rc == 0 && ((cfg->os && strcmp(cfg->os, "linux") != 0) ||
+			(cfg->architecture && strcmp(cfg->architecture, "amd64") != 0)))
+		rc = kci_err_set(err, KCI_INVALID, "image is %s/%s; kci runs linux/amd64 guests",
+				 cfg->os ? cfg->os : "?",
+				 cfg->architecture ? cfg->architecture : "?");
+	return rc;
+}
+
 /* One manifest.json entry of `docker save`: config, layer tars, RepoTags. */
 static int
 load_docker_entry(struct kci_images *im, int dirfd, struct json_object *e, char ***refs,
@@ -303,8 +336,10 @@ load_docker_entry(struct kci_images *im, int dirfd, struct json_object *e, char 
 {
 	struct json_object *layers, *tags, *m = json_object_new_object(), *arr;
 	const char *config = get_str(e, "Config");
+	struct kci_image_config cfg = { 0 };
 	char digest[DIGEST_BUF];
 	int64_t size;
+	size_t ndiff = 0;
 	int rc;
 
 	if (!config || !json_object_object_get_ex(e, "Layers", &layers) ||
@@ -315,8 +350,15 @@ load_docker_entry(struct kci_images *im, int dirfd, struct json_object *e, char 
 	}
 	json_object_object_add(m, "schemaVersion", json_object_new_int(2));
 	json_object_object_add(m, "mediaType", json_object_new_string(MEDIA_OCI_MANIFEST));
-	if ((rc = import_named(im, dirfd, config, digest, &size, err)) < 0)
+	if ((rc = import_config(im, dirfd, config, digest, &size, &cfg, err)) < 0)
 		goto out;
+	while (cfg.diff_ids && cfg.diff_ids[ndiff])
+		ndiff++;
+	if (ndiff != json_object_array_length(layers)) {
+		rc = kci_err_set(err, KCI_INVALID, "config %s lists %zu layers, manifest.json %zu",
+				 digest, ndiff, json_object_array_length(layers));
+		goto out;
+	}
 	struct json_object *c = json_object_new_object();
 	json_object_object_add(c, "mediaType", json_object_new_string(MEDIA_OCI_CONFIG));
 	json_object_object_add(c, "digest", json_object_new_string(digest));
@@ -335,6 +377,14 @@ load_docker_entry(struct kci_images *im, int dirfd, struct json_object *e, char 
 		if ((rc = import_named(im, dirfd, json_object_get_string(l), digest, &size, err)) <
 		    0)
 			goto out;
+		/* The only check a docker save archive allows: layer content against the config. */
+		if (strcmp(digest, cfg.diff_ids[i]) != 0) {
+			rc = kci_err_set(err, KCI_DIGEST,
+					 "layer %zu (%.200s) is %s but the config's diff_id is %s: "
+					 "digest mismatch",
+					 i, json_object_get_string(l), digest, cfg.diff_ids[i]);
+			goto out;
+		}
 		d = json_object_new_object();
 		json_object_object_add(
 			d, "mediaType",
@@ -371,6 +421,7 @@ load_docker_entry(struct kci_images *im, int dirfd, struct json_object *e, char 
 	}
 out:
 	json_object_put(m);
+	kci_image_config_clear(&cfg);
 	return rc;
 }
 
@@ -387,6 +438,8 @@ load_docker(struct kci_images *im, int dirfd, char ***refs, size_t *nrefs, struc
 	for (size_t i = 0; rc == 0 && i < json_object_array_length(list); i++)
 		rc = load_docker_entry(im, dirfd, json_object_array_get_idx(list, i), refs, nrefs,
 				       err);
+	if (rc == 0 && *nrefs == 0)
+		rc = kci_err_set(err, KCI_INVALID, "manifest.json names no image");
 	json_object_put(list);
 	return rc;
 }
@@ -402,14 +455,19 @@ extract_tar(const char *tar, const char *dest, struct kci_err *err)
 	struct archive *a = archive_read_new(), *w = archive_write_disk_new();
 	struct archive_entry *e;
 	int rc = 0, r, count = 0;
+	uint64_t total = 0, max_total;
+	struct stat st;
+
+	/* A plain tar holds at most its own size; compressed, allow a generous ratio. */
+	max_total = stat(tar, &st) == 0 ? (uint64_t)st.st_size * 16 + (64u << 20) : 0;
 
 	archive_read_support_format_tar(a);
 	/* Only built-in decoders: for others libarchive would run an external program. */
 	archive_read_support_filter_gzip(a);
 	archive_read_support_filter_zstd(a);
-	archive_write_disk_set_options(w, ARCHIVE_EXTRACT_SECURE_NODOTDOT |
-						  ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-						  ARCHIVE_EXTRACT_NO_OVERWRITE);
+	archive_write_disk_set_options(
+		w, ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+			   ARCHIVE_EXTRACT_NO_OVERWRITE | ARCHIVE_EXTRACT_NO_HFS_COMPRESSION);
 	if (archive_read_open_filename(a, tar, 1 << 16) != ARCHIVE_OK) {
 		rc = kci_err_set(err, KCI_INVALID, "%s: %s", tar, archive_error_string(a));
 		goto out;
@@ -421,8 +479,26 @@ extract_tar(const char *tar, const char *dest, struct kci_err *err)
 					 LOAD_TAR_MAX_ENTRIES);
 			goto out;
 		}
-		if (type != AE_IFREG && type != AE_IFDIR)
+		/*
+		 * Only plain files and dirs. A pax hardlink with data still reports
+		 * AE_IFREG, and libarchive would link to its (unprefixed, possibly
+		 * absolute) target and write through it: skip every hardlink.
+		 */
+		if ((type != AE_IFREG && type != AE_IFDIR) || archive_entry_hardlink(e) ||
+		    archive_entry_symlink(e))
 			continue;
+		/* Sparse entries cost nothing in the archive and expand on disk. */
+		if (archive_entry_sparse_count(e) > 0) {
+			rc = kci_err_set(err, KCI_INVALID, "%s: sparse entry refused", tar);
+			goto out;
+		}
+		total += archive_entry_size(e) > 0 ? (uint64_t)archive_entry_size(e) : 0;
+		if (total > max_total) {
+			rc = kci_err_set(err, KCI_INVALID,
+					 "%s: entries add up to more than %llu bytes", tar,
+					 (unsigned long long)max_total);
+			goto out;
+		}
 		const char *name = archive_entry_pathname(e);
 		if (!name || name[0] == '/') {
 			rc = kci_err_set(err, KCI_INVALID, "%s: absolute entry name refused", tar);

@@ -36,3 +36,23 @@ try hardlink-via-symlink '[{"name":"evil","type":"symlink","link":"/'"$rel"'"},{
 try whiteout-dotdot '[{"name":".wh..","data":""},{"name":"x/.wh..","data":""}]'
 try symlink-dot '[{"name":".","type":"symlink","link":"/'"$rel"'"},{"name":"file","data":"pwned"}]'
 try whiteout-through-symlink '[{"name":"evil","type":"symlink","link":"/'"$rel"'"},{"name":"evil/.wh.file","data":""}]'
+
+# `docker save` tarballs are unpacked by kci load itself: links in them must not write out.
+python3 - "$work/evil.tar" "$canary_dir/file" <<'PY'
+import io, sys, tarfile
+# A pax hardlink that carries data (libarchive reports it as a regular file), a symlink to
+# the canary's dir with a file written through it, and an empty manifest.json.
+out = b""
+ti = tarfile.TarInfo("x"); ti.type = tarfile.LNKTYPE; ti.linkname = sys.argv[2]
+ti.pax_headers = {"size": "6"}
+out += ti.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape") + b"pwned\n" + b"\0" * 506
+ti = tarfile.TarInfo("y"); ti.type = tarfile.SYMTYPE; ti.linkname = sys.argv[2].rsplit("/", 1)[0]
+out += ti.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+for name, data in (("y/file", b"pwned\n"), ("manifest.json", b"[]")):
+    ti = tarfile.TarInfo(name); ti.size = len(data)
+    out += ti.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape") + data + b"\0" * (512 - len(data))
+open(sys.argv[1], "wb").write(out + b"\0" * 1024)
+PY
+run_kci load "$work/evil.tar"
+expect_eq "evil tarball: refused" 125 "$status"
+expect_eq "evil tarball: canary unchanged" "$before" "$(canary_state)"

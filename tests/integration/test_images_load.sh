@@ -58,9 +58,10 @@ sed -i 's/saved\/app:2/saved\/broken:1/' "$work/save/manifest.json"
 sed -i 's/"Cmd": \["cat"/"Cmd": ["sh"/' "$work/save/"*.json
 tar -C "$work/save" -cf "$work/broken.tar" .
 run_kci load "$work/broken.tar"
-run_kci exec --image saved/broken:1 -- true
-expect_eq "corrupt layer: refused" 125 "$status"
-expect_match "corrupt layer: says why" "[Dd]amaged|diff_id|digest|mismatch" "$err"
+expect_eq "corrupt layer: load refused" 125 "$status"
+expect_match "corrupt layer: says why" "diff_id|digest mismatch|[Dd]amaged" "$err"
+run_kci images
+if grep -q "saved/broken" <<<"$out"; then fail "a refused load named its image"; else ok "refused load names nothing"; fi
 run_kci images --verify
 expect_eq "store verifies" 0 "$status"
 
