@@ -69,8 +69,9 @@ void modules_load(struct agent *a, const char *list_path);
 /* net.c */
 int net_loopback_up(const char **what);
 
-/* Resolves an image USER spec against the guest's /etc/passwd and /etc/group; -errno. */
-int user_resolve(const char *spec, uid_t *uid, gid_t *gid);
+/* Resolves an image USER spec against the guest's /etc/passwd and /etc/group (home: PATH_MAX
+ * buffer or NULL); -errno. */
+int user_resolve(const char *spec, uid_t *uid, gid_t *gid, char *home);
 /* Switches this process to that user (groups, gid, uid); -errno (-ENOENT: no such user). */
 int user_switch(const char *spec);
 

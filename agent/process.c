@@ -65,8 +65,6 @@ set_env(char **env)
 			putenv(env[i]);
 	if (!getenv("PATH"))
 		setenv("PATH", DEFAULT_PATH, 1);
-	if (!getenv("HOME"))
-		setenv("HOME", DEFAULT_HOME, 1);
 }
 
 /* Makes the pty slave the controlling terminal and stdio of this new session. */
@@ -104,6 +102,9 @@ child_main(const struct spawn *s, const struct kci_run_req *req)
 	set_env(req->env);
 	if (req->user && req->user[0] && (errno = -user_switch(req->user)) != 0)
 		child_fail(s, STAGE_USER);
+	/* After the switch, which sets HOME from the user's passwd entry when the job did not. */
+	if (!getenv("HOME"))
+		setenv("HOME", DEFAULT_HOME, 1);
 	if (chdir(req->cwd) < 0)
 		child_fail(s, STAGE_CHDIR);
 	execvpe(req->argv[0], req->argv, environ);

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <grp.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,10 +29,11 @@ parse_id(const char *s)
 
 /*
  * Finds `name` (or numeric `id` when name is NULL) in a passwd/group-style
- * file: field 0 name, field 2 id, field 3 (passwd) primary gid.
+ * file: field 0 name, field 2 id, field 3 (passwd) primary gid, field 5
+ * (passwd) home, copied into home[PATH_MAX] when home is not NULL.
  */
 static int
-lookup(const char *file, const char *name, long id, long *out_id, long *out_gid)
+lookup(const char *file, const char *name, long id, long *out_id, long *out_gid, char *home)
 {
 	FILE *f = fopen(file, "re");
 	char line[1024];
@@ -40,11 +42,11 @@ lookup(const char *file, const char *name, long id, long *out_id, long *out_gid)
 	if (!f)
 		return -ENOENT;
 	while (!found && fgets(line, sizeof(line), f)) {
-		char *fields[4] = { 0 }, *p = line;
+		char *fields[6] = { 0 }, *p = line;
 		int n = 0;
 		line[strcspn(line, "\n")] = '\0';
 		/* strsep keeps empty fields ("name::0:0"), unlike strtok. */
-		while (n < 4 && (fields[n] = strsep(&p, ":")))
+		while (n < 6 && (fields[n] = strsep(&p, ":")))
 			n++;
 		if (n < 3)
 			continue;
@@ -54,6 +56,8 @@ lookup(const char *file, const char *name, long id, long *out_id, long *out_gid)
 		*out_id = fid;
 		if (out_gid)
 			*out_gid = n >= 4 ? parse_id(fields[3]) : -1;
+		if (home && n >= 6 && fields[5][0] == '/')
+			snprintf(home, PATH_MAX, "%s", fields[5]);
 		found = 1;
 	}
 	fclose(f);
@@ -61,7 +65,7 @@ lookup(const char *file, const char *name, long id, long *out_id, long *out_gid)
 }
 
 int
-user_resolve(const char *spec, uid_t *uid, gid_t *gid)
+user_resolve(const char *spec, uid_t *uid, gid_t *gid, char *home)
 {
 	char buf[256];
 	char *group;
@@ -75,13 +79,14 @@ user_resolve(const char *spec, uid_t *uid, gid_t *gid)
 		*group++ = '\0';
 	if ((u = parse_id(buf)) >= 0) {
 		/* A numeric uid needs no passwd entry; its primary group comes from one if any. */
-		if (lookup("/etc/passwd", NULL, u, &u, &pw_gid) < 0)
+		if (lookup("/etc/passwd", NULL, u, &u, &pw_gid, home) < 0)
 			pw_gid = 0;
-	} else if (lookup("/etc/passwd", buf, -1, &u, &pw_gid) < 0) {
+	} else if (lookup("/etc/passwd", buf, -1, &u, &pw_gid, home) < 0) {
 		return -ENOENT;
 	}
 	if (group && *group) {
-		if ((g = parse_id(group)) < 0 && lookup("/etc/group", group, -1, &g, NULL) < 0)
+		if ((g = parse_id(group)) < 0 &&
+		    lookup("/etc/group", group, -1, &g, NULL, NULL) < 0)
 			return -ENOENT;
 	} else {
 		g = pw_gid >= 0 ? pw_gid : 0;
@@ -94,12 +99,16 @@ user_resolve(const char *spec, uid_t *uid, gid_t *gid)
 int
 user_switch(const char *spec)
 {
+	char home[PATH_MAX] = "";
 	uid_t uid;
 	gid_t gid;
 	int rc;
 
-	if ((rc = user_resolve(spec, &uid, &gid)) < 0)
+	if ((rc = user_resolve(spec, &uid, &gid, home)) < 0)
 		return rc;
+	/* Like docker: HOME follows the user unless the job set it. */
+	if (home[0] && !getenv("HOME"))
+		setenv("HOME", home, 1);
 	/* Groups first: after setuid we could no longer drop root's supplementary groups. */
 	if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
 		return -errno;

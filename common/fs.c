@@ -6,6 +6,7 @@
 #include <ftw.h>
 #include <libgen.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,7 +97,8 @@ kci_rm_rf(const char *path, struct kci_err *err)
 int
 kci_tmpfile_near(const char *final, char **tmp_path, struct kci_err *err)
 {
-	char *tmpl = kci_xasprintf("%s.tmp-XXXXXX", final);
+	/* The pid in the name lets a cleanup tell a dead writer's leftovers from live work. */
+	char *tmpl = kci_xasprintf("%s.tmp-%d-XXXXXX", final, (int)getpid());
 	int fd = mkostemp(tmpl, O_CLOEXEC);
 
 	if (fd < 0) {
@@ -179,6 +181,17 @@ kci_read_file(const char *path, size_t max, char **out, size_t *len, struct kci_
 	if (len)
 		*len = have;
 	return 0;
+}
+
+int
+kci_tmp_is_orphan(const char *name)
+{
+	const char *t = strstr(name, ".tmp-");
+	int pid;
+
+	if (!t || sscanf(t, ".tmp-%d-", &pid) != 1 || pid <= 0)
+		return 0;
+	return kill(pid, 0) < 0 && errno == ESRCH;
 }
 
 char *

@@ -31,6 +31,12 @@ int kci_commit_file(int fd, const char *tmp_path, const char *final, struct kci_
 /* Reads at most `max` bytes of a file into a malloc'd NUL-terminated buffer. */
 int kci_read_file(const char *path, size_t max, char **out, size_t *len, struct kci_err *err);
 
+/*
+ * 1 if `name` is a temp file from kci_tmpfile_near() whose process is gone:
+ * a leftover of a killed kci that can be deleted.
+ */
+int kci_tmp_is_orphan(const char *name);
+
 /* Directory holding the running executable (malloc'd). */
 char *kci_exe_dir(void);
 

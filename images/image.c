@@ -3,6 +3,7 @@
  * layers, listing, removing, pruning and verifying. Pulling is in pull.c,
  * loading from files in load.c.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/fs.h"
 #include "common/strv.h"
 #include "common/xalloc.h"
 #include "images/image.h"
@@ -74,8 +76,13 @@ find_ref(struct kci_images *im, const char *ref, struct store_ref *out, struct k
 	for (size_t i = 0; i < n && found < 0; i++)
 		if (strcmp(refs[i].name, canon) == 0)
 			found = (int)i;
+	/* name@digest also finds the image under a tag of the same repository. */
+	char repo[600];
+	size_t rlen = (size_t)snprintf(repo, sizeof(repo), "%s/%s", parsed.registry, parsed.repo);
 	for (size_t i = 0; i < n && found < 0 && parsed.digest[0]; i++)
-		if (strcmp(refs[i].digest, parsed.digest) == 0)
+		if (strcmp(refs[i].digest, parsed.digest) == 0 &&
+		    strncmp(refs[i].name, repo, rlen) == 0 &&
+		    (refs[i].name[rlen] == ':' || refs[i].name[rlen] == '@'))
 			found = (int)i;
 	if (found < 0) {
 		store_refs_free(refs, n);
@@ -226,6 +233,24 @@ kci_image_remove(struct kci_images *im, const char *ref, struct kci_err *err)
 	return rc;
 }
 
+/* Extraction dirs of loads that died: no live load exists while prune holds the GC lock. */
+static void
+sweep_loads(struct kci_images *im)
+{
+	DIR *d = opendir(store_dir(im->store));
+	struct dirent *de;
+
+	while (d && (de = readdir(d))) {
+		if (strncmp(de->d_name, "load-", 5) != 0)
+			continue;
+		char *path = kci_xasprintf("%s/%s", store_dir(im->store), de->d_name);
+		kci_rm_rf(path, NULL);
+		free(path);
+	}
+	if (d)
+		closedir(d);
+}
+
 int
 kci_image_prune(struct kci_images *im, uint64_t *freed, char ***keep_configs, struct kci_err *err)
 {
@@ -254,6 +279,8 @@ kci_image_prune(struct kci_images *im, uint64_t *freed, char ***keep_configs, st
 		manifest_clear(&m);
 	}
 	rc = store_sweep(im->store, keep, freed, err);
+	if (rc == 0)
+		sweep_loads(im);
 out:
 	store_gc_unlock(im->store);
 	store_refs_free(refs, nrefs);

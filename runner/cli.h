@@ -2,6 +2,8 @@
 #ifndef KCI_RUNNER_CLI_H
 #define KCI_RUNNER_CLI_H
 
+#include <signal.h>
+
 #include "common/err.h"
 
 /* kci's own failure, as docker run: 125. */
@@ -22,7 +24,8 @@ struct kci_image_config;
  * lacks it), and the image's config in *cfg (caller clears it).
  */
 int kci_image_disk(const char *home, const char *cache, const char *ref, int quiet,
-		   struct kci_image_config *cfg, char **disk, struct kci_err *err);
+		   const volatile sig_atomic_t *cancel, struct kci_image_config *cfg, char **disk,
+		   struct kci_err *err);
 
 /* Prints "kci: msg" to stderr; multi-line messages get their continuation lines indented. */
 void kci_print_error(const char *msg);

@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <termios.h>
 #include <unistd.h>
@@ -250,7 +253,9 @@ guest_env(const struct exec_opts *o, const struct kci_image_config *image)
 	size_t n = 0;
 
 	env_set(&env, &n, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-	env_set(&env, &n, "HOME=/root");
+	/* Root's home unless another user runs the command: then the agent takes it from passwd. */
+	if (!(o->user && o->user[0]) && !(image->user && image->user[0]))
+		env_set(&env, &n, "HOME=/root");
 	for (size_t i = 0; image->env && image->env[i]; i++)
 		if (strchr(image->env[i], '='))
 			env_set(&env, &n, image->env[i]);
@@ -324,8 +329,59 @@ struct prepared {
 	struct kci_image_config image; /* with --image */
 };
 
+/* Watches the signalfd on a thread while prepare() runs; signo is the cancel flag. */
+struct watch {
+	int signal_fd, stop_fd, running;
+	volatile sig_atomic_t signo;
+	pthread_t thread;
+};
+
+static void *
+watch_main(void *arg)
+{
+	struct watch *w = arg;
+	struct signalfd_siginfo si;
+
+	for (;;) {
+		struct pollfd p[2] = { { w->signal_fd, POLLIN, 0 }, { w->stop_fd, POLLIN, 0 } };
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			return NULL;
+		if (p[1].revents)
+			return NULL;
+		if (p[0].revents && read(w->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si) &&
+		    si.ssi_signo != SIGWINCH) {
+			w->signo = (sig_atomic_t)si.ssi_signo;
+			return NULL;
+		}
+	}
+}
+
+static void
+watch_start(struct watch *w, int signal_fd)
+{
+	w->signal_fd = signal_fd;
+	w->stop_fd = eventfd(0, EFD_CLOEXEC);
+	w->running = w->stop_fd >= 0 && pthread_create(&w->thread, NULL, watch_main, w) == 0;
+}
+
+static void
+watch_stop(struct watch *w)
+{
+	uint64_t one = 1;
+
+	if (w->running) {
+		(void)!write(w->stop_fd, &one, sizeof(one));
+		pthread_join(w->thread, NULL);
+	}
+	if (w->stop_fd >= 0)
+		close(w->stop_fd);
+	w->running = 0;
+	w->stop_fd = -1;
+}
+
 static int
-prepare(const struct exec_opts *o, struct prepared *p, struct kci_err *err)
+prepare(const struct exec_opts *o, struct prepared *p, const volatile sig_atomic_t *cancel,
+	struct kci_err *err)
 {
 	char why[256];
 	int rc;
@@ -339,8 +395,8 @@ prepare(const struct exec_opts *o, struct prepared *p, struct kci_err *err)
 	    (rc = kci_initramfs_get(p->guest, p->agent, p->cache, &p->initrd, err)) < 0)
 		return rc;
 	if (o->image)
-		rc = kci_image_disk(p->home, p->cache, o->image, o->quiet, &p->image, &p->rootfs,
-				    err);
+		rc = kci_image_disk(p->home, p->cache, o->image, o->quiet, cancel, &p->image,
+				    &p->rootfs, err);
 	else if (o->rootfs)
 		rc = kci_rootfs_from_dir(o->rootfs, p->cache, &p->rootfs, err);
 	else
@@ -404,7 +460,8 @@ kci_cmd_exec(int argc, char **argv)
 	struct prepared p = { 0 };
 	struct term_state term = { 0 };
 	struct kci_vm *vm = NULL;
-	sigset_t sigs, pending;
+	struct watch watch = { .stop_fd = -1 };
+	sigset_t sigs;
 	int cmd, rc, signo = 0, stdin_tty = isatty(STDIN_FILENO);
 
 	if ((cmd = parse_opts(argc, argv, &o)) < 0)
@@ -426,20 +483,17 @@ kci_cmd_exec(int argc, char **argv)
 		goto out;
 	}
 
-	if ((rc = prepare(&o, &p, &err)) < 0)
+	/* Pulls can take minutes: a watcher turns Ctrl-C into cancellation meanwhile. */
+	watch_start(&watch, io.signal_fd);
+	rc = prepare(&o, &p, &watch.signo, &err);
+	watch_stop(&watch);
+	if (watch.signo) {
+		signo = watch.signo;
+		rc = kci_err_set(&err, KCI_CANCELED, "interrupted by signal %d", signo);
 		goto out;
-	/* A Ctrl-C while the disks were being built: stop before booting anything. */
-	if (sigpending(&pending) == 0) {
-		int sigs_stop[] = { SIGINT, SIGTERM, SIGHUP };
-		for (size_t i = 0; i < 3; i++) {
-			if (sigismember(&pending, sigs_stop[i])) {
-				signo = sigs_stop[i];
-				rc = kci_err_set(&err, KCI_CANCELED, "interrupted by signal %d",
-						 signo);
-				goto out;
-			}
-		}
 	}
+	if (rc < 0)
+		goto out;
 	req.argv = guest_argv(argv + cmd, &p.image);
 	if (!req.argv) {
 		rc = kci_err_set(&err, KCI_INVALID,

@@ -114,7 +114,7 @@ prepare_disk(const char *ref, struct kci_err *err)
 	if ((rc = kci_home(&home, err)) < 0)
 		return rc;
 	cache = kci_xasprintf("%s/cache", home);
-	rc = kci_image_disk(home, cache, ref, 1, &cfg, &disk, err);
+	rc = kci_image_disk(home, cache, ref, 1, NULL, &cfg, &disk, err);
 	kci_image_config_clear(&cfg);
 	free(disk);
 	free(cache);
@@ -172,8 +172,10 @@ kci_cmd_pull(int argc, char **argv)
 	o.cancel = &interrupted;
 	rc = kci_image_pull(im, argv[1], &o, digest, &err);
 	kci_images_free(im);
-	if (rc == 0)
+	if (rc == 0 && !interrupted)
 		rc = prepare_disk(argv[1], &err);
+	if (rc == 0 && interrupted)
+		rc = KCI_CANCELED;
 	if (rc < 0 && interrupted) {
 		fprintf(stderr,
 			"kci: pull %s interrupted; partial downloads removed, complete blobs kept "
@@ -297,6 +299,24 @@ kci_cmd_load(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * Another kci's work in progress: an unpack tree whose kci is alive
+ * ("image-<cfg>.ext4.tree-<pid>-…"), or a disk being written by a live kci
+ * (".tmp-<pid>-…"). Prune leaves those alone.
+ */
+static int
+in_progress(const char *cache, const char *name)
+{
+	const char *t = strstr(name, ".tree-");
+	int pid;
+
+	if (t)
+		return sscanf(t, ".tree-%d-", &pid) == 1 && pid > 0 &&
+		       (kill(pid, 0) == 0 || errno != ESRCH);
+	(void)cache;
+	return strstr(name, ".tmp-") && !kci_tmp_is_orphan(name);
+}
+
 /* Deletes cache/image-<config>.ext4 disks whose image is gone; returns bytes freed. */
 static uint64_t
 prune_disks(const char *home, char **keep)
@@ -311,8 +331,10 @@ prune_disks(const char *home, char **keep)
 		if (strncmp(de->d_name, "image-", 6) != 0)
 			continue;
 		for (size_t i = 0; keep && keep[i] && !kept; i++)
-			kept = strncmp(de->d_name + 6, keep[i] + 7, 20) == 0 &&
-			       !strstr(de->d_name, ".tree-");
+			kept = strncmp(de->d_name + 6, keep[i] + 7, 64) == 0 &&
+			       strcmp(de->d_name + 6 + 64, ".ext4") == 0;
+		if (!kept && in_progress(cache, de->d_name))
+			continue;
 		if (kept)
 			continue;
 		struct stat st;

@@ -49,7 +49,7 @@ tree_template(const char *disk, char **layers)
 	if (statvfs(SHM_DIR, &v) == 0 && compressed < UINT64_MAX / 8 &&
 	    (uint64_t)v.f_bavail * v.f_frsize / 2 > compressed * 8)
 		return kci_xasprintf(SHM_DIR "/" SHM_PREFIX "%d-XXXXXX", (int)getpid());
-	return kci_xasprintf("%s.tree-XXXXXX", disk);
+	return kci_xasprintf("%s.tree-%d-XXXXXX", disk, (int)getpid());
 }
 
 /* Removes unpack trees in tmpfs whose kci is gone: they hold RAM until reboot otherwise. */
@@ -80,31 +80,38 @@ sweep_shm(void)
 static int
 build_disk(const char *disk, char **layers, struct kci_image_config *cfg, struct kci_err *err)
 {
-	char *tree = tree_template(disk, layers);
+	char *parent = tree_template(disk, layers), *tree;
 	size_t n = 0;
 	int rc;
 
 	while (layers[n])
 		n++;
 	sweep_shm();
-	if (!mkdtemp(tree)) {
-		rc = kci_err_sys(err, errno, "mkdtemp %s", tree);
-		free(tree);
+	/*
+	 * The tree lives inside a 0700 dir: in a shared tmpfs, other local users
+	 * must not read the image, plant files in its world-writable dirs before
+	 * mke2fs copies them, or swap dirs for symlinks under our removal.
+	 */
+	if (!mkdtemp(parent)) {
+		rc = kci_err_sys(err, errno, "mkdtemp %s", parent);
+		free(parent);
 		return rc;
 	}
-	(void)chmod(tree, 0755);
+	tree = kci_xasprintf("%s/rootfs", parent);
 	rc = kci_image_unpack(tree, (const char *const *)layers, (const char *const *)cfg->diff_ids,
 			      n, err);
 	if (rc == 0)
 		rc = kci_rootfs_build(tree, disk, err);
-	kci_rm_rf(tree, NULL);
+	kci_rm_rf(parent, NULL);
 	free(tree);
+	free(parent);
 	return rc;
 }
 
 int
 kci_image_disk(const char *home, const char *cache, const char *ref, int quiet,
-	       struct kci_image_config *cfg, char **disk, struct kci_err *err)
+	       const volatile sig_atomic_t *cancel, struct kci_image_config *cfg, char **disk,
+	       struct kci_err *err)
 {
 	struct kci_pull_opts po = KCI_PULL_OPTS_INIT;
 	struct kci_images *im = NULL;
@@ -119,6 +126,7 @@ kci_image_disk(const char *home, const char *cache, const char *ref, int quiet,
 		/* Like docker run: an image that is not here yet is pulled first. */
 		if (!quiet && isatty(STDERR_FILENO))
 			po.progress = print_progress;
+		po.cancel = cancel;
 		if ((rc = kci_image_pull(im, ref, &po, manifest, err)) == 0)
 			rc = kci_image_resolve(im, ref, cfg, config_digest, &layers, err);
 	}
@@ -126,7 +134,7 @@ kci_image_disk(const char *home, const char *cache, const char *ref, int quiet,
 		goto out;
 	if ((rc = kci_mkdir_p(cache, 0700, err)) < 0)
 		goto out;
-	*disk = kci_xasprintf("%s/image-%.20s.ext4", cache, config_digest + 7);
+	*disk = kci_xasprintf("%s/image-%s.ext4", cache, config_digest + 7);
 	if (access(*disk, R_OK) != 0 && (rc = build_disk(*disk, layers, cfg, err)) < 0) {
 		kci_err_prefix(err, "image %s", ref);
 		free(*disk);

@@ -55,8 +55,8 @@ const char *console_panic_line(struct console_ring *r, char *buf, size_t size);
  * Removes cache files named PREFIX*SUFFIX other than `keep` that were last
  * modified over an hour ago: superseded builds (an older agent's initramfs,
  * an older busybox's base image). The age guard leaves alone files that a
- * concurrent kci of another version may be about to boot. Temp files
- * (".tmp-") older than that are removed too.
+ * concurrent kci of another version may be about to boot. Temp files of
+ * dead kci processes (kci_tmp_is_orphan) are removed too.
  */
 void cache_prune_superseded(const char *cache_dir, const char *prefix, const char *suffix,
 			    const char *keep);

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/fs.h"
 #include "common/xalloc.h"
 #include "vm/internal.h"
 
@@ -112,14 +113,14 @@ cache_prune_superseded(const char *cache_dir, const char *prefix, const char *su
 		return;
 	while ((de = readdir(d))) {
 		size_t n = strlen(de->d_name);
-		/* Temp files of a kci killed mid-build are garbage once old enough. */
-		int stale_tmp = strstr(de->d_name, ".tmp-") != NULL;
+		/* Temp files of a kci killed mid-build are garbage. */
+		int stale_tmp = kci_tmp_is_orphan(de->d_name);
 		if (!stale_tmp && (n < plen + slen || strncmp(de->d_name, prefix, plen) != 0 ||
 				   strcmp(de->d_name + n - slen, suffix) != 0))
 			continue;
 		char *path = kci_xasprintf("%s/%s", cache_dir, de->d_name);
 		if (strcmp(path, keep) != 0 && lstat(path, &st) == 0 && S_ISREG(st.st_mode) &&
-		    now - st.st_mtime > 3600)
+		    (stale_tmp || now - st.st_mtime > 3600))
 			unlink(path);
 		free(path);
 	}

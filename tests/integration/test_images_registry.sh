@@ -31,8 +31,9 @@ dir/z
 BZ" "$out"
 run_kci exec --image "$REG/test/wh:1"
 expect_eq "Env, WorkingDir and Cmd honoured" "hi from /data as 0" "$out"
-run_kci exec --image "$REG/test/wh:1" --user builder -- id -u
-expect_eq "--user switches user" "1000" "$out"
+run_kci exec --image "$REG/test/wh:1" --user builder -- sh -c 'id -u; echo $HOME'
+expect_eq "--user switches user and HOME" "1000
+/tmp" "$out"
 
 # Multi-arch index: linux/amd64 is chosen; an index without it fails clearly.
 mkimage "$work/multi" '{"tag":"1","busybox":"'"$bb"'","platforms":[["linux","arm64"],["linux","amd64"]],
