@@ -1,0 +1,254 @@
+/* Turns libyaml's event stream into a small bounded tree, refusing what a pipeline never needs. */
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "common/err.h"
+#include "common/xalloc.h"
+#include "jobs/internal.h"
+
+struct builder {
+	const char *file;
+	struct node *root;
+	struct node *stack[TREE_DEPTH_MAX];
+	int depth;
+	int documents;
+};
+
+void
+tree_free(struct node *n)
+{
+	size_t i;
+
+	if (!n)
+		return;
+	for (i = 0; i < n->n; i++)
+		tree_free(n->items[i]);
+	free(n->items);
+	free(n->str);
+	free(n);
+}
+
+static int
+at(const struct builder *b, const yaml_mark_t *m, struct kci_err *err, const char *msg)
+{
+	return kci_err_set(err, KCI_INVALID, "%s:%zu:%zu: %s", b->file, m->line + 1, m->column + 1,
+			   msg);
+}
+
+/* Keys of one mapping must be distinct: a second "needs:" silently winning hides mistakes. */
+static int
+check_new_key(const struct builder *b, const struct node *map, const struct node *key,
+	      struct kci_err *err)
+{
+	size_t i;
+
+	for (i = 0; i < map->n; i += 2) {
+		if (strcmp(map->items[i]->str, key->str) == 0)
+			return kci_err_set(err, KCI_INVALID,
+					   "%s:%d:%d: duplicate key \"%s\" (first at line %d)",
+					   b->file, key->line, key->col, key->str,
+					   map->items[i]->line);
+	}
+	return 0;
+}
+
+/* Attaches n to the open collection (or makes it the root); n is owned by the tree after. */
+static int
+attach(struct builder *b, struct node *n, struct kci_err *err)
+{
+	struct node *parent;
+	int rc;
+
+	if (b->depth == 0) {
+		b->root = n;
+		return 0;
+	}
+	parent = b->stack[b->depth - 1];
+	if (parent->kind == NODE_MAP && parent->n % 2 == 0) {
+		if (n->kind != NODE_SCALAR) {
+			rc = kci_err_set(err, KCI_INVALID,
+					 "%s:%d:%d: mapping keys must be plain strings", b->file,
+					 n->line, n->col);
+			tree_free(n);
+			return rc;
+		}
+		if ((rc = check_new_key(b, parent, n, err)) < 0) {
+			tree_free(n);
+			return rc;
+		}
+	}
+	if (parent->n >= 2 * TREE_ITEMS_MAX) {
+		rc = kci_err_set(err, KCI_INVALID, "%s:%d:%d: too many entries (at most %d)",
+				 b->file, n->line, n->col, TREE_ITEMS_MAX);
+		tree_free(n);
+		return rc;
+	}
+	if (parent->n == parent->cap) {
+		parent->cap = parent->cap ? 2 * parent->cap : 8;
+		parent->items = kci_xrealloc(parent->items, parent->cap * sizeof(*parent->items));
+	}
+	parent->items[parent->n++] = n;
+	return 0;
+}
+
+static struct node *
+node_new(enum node_kind kind, const yaml_event_t *ev)
+{
+	struct node *n = kci_xcalloc(1, sizeof(*n));
+
+	n->kind = kind;
+	n->line = (int)ev->start_mark.line + 1;
+	n->col = (int)ev->start_mark.column + 1;
+	return n;
+}
+
+static int
+on_scalar(struct builder *b, const yaml_event_t *ev, struct kci_err *err)
+{
+	struct node *n;
+	size_t len = ev->data.scalar.length;
+
+	if (len > TREE_SCALAR_MAX)
+		return at(b, &ev->start_mark, err, "string longer than 64 KiB");
+	if (memchr(ev->data.scalar.value, '\0', len))
+		return at(b, &ev->start_mark, err, "string contains a NUL character");
+	n = node_new(NODE_SCALAR, ev);
+	n->str = kci_xmalloc(len + 1);
+	memcpy(n->str, ev->data.scalar.value, len);
+	n->str[len] = '\0';
+	n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
+	return attach(b, n, err);
+}
+
+static int
+on_open(struct builder *b, const yaml_event_t *ev, enum node_kind kind, struct kci_err *err)
+{
+	struct node *n;
+	int rc;
+
+	if (b->depth == TREE_DEPTH_MAX)
+		return at(b, &ev->start_mark, err, "nested too deeply");
+	n = node_new(kind, ev);
+	if ((rc = attach(b, n, err)) < 0)
+		return rc;
+	b->stack[b->depth++] = n;
+	return 0;
+}
+
+static int
+on_event(struct builder *b, const yaml_event_t *ev, struct kci_err *err)
+{
+	static const char no_anchors[] =
+		"anchors and aliases are not supported (they make small files expand hugely)";
+
+	switch (ev->type) {
+	case YAML_DOCUMENT_START_EVENT:
+		if (++b->documents > 1)
+			return at(b, &ev->start_mark, err,
+				  "more than one YAML document (remove the \"---\")");
+		return 0;
+	case YAML_ALIAS_EVENT:
+		return at(b, &ev->start_mark, err, no_anchors);
+	case YAML_SCALAR_EVENT:
+		if (ev->data.scalar.anchor)
+			return at(b, &ev->start_mark, err, no_anchors);
+		return on_scalar(b, ev, err);
+	case YAML_SEQUENCE_START_EVENT:
+		if (ev->data.sequence_start.anchor)
+			return at(b, &ev->start_mark, err, no_anchors);
+		return on_open(b, ev, NODE_SEQ, err);
+	case YAML_MAPPING_START_EVENT:
+		if (ev->data.mapping_start.anchor)
+			return at(b, &ev->start_mark, err, no_anchors);
+		return on_open(b, ev, NODE_MAP, err);
+	case YAML_SEQUENCE_END_EVENT:
+	case YAML_MAPPING_END_EVENT:
+		b->depth--;
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static int
+syntax_error(const struct builder *b, const yaml_parser_t *parser, struct kci_err *err)
+{
+	const char *problem = parser->problem ? parser->problem : "invalid YAML";
+
+	if (parser->context)
+		return kci_err_set(err, KCI_INVALID, "%s:%zu:%zu: %s %s", b->file,
+				   parser->problem_mark.line + 1, parser->problem_mark.column + 1,
+				   problem, parser->context);
+	return kci_err_set(err, KCI_INVALID, "%s:%zu:%zu: %s", b->file,
+			   parser->problem_mark.line + 1, parser->problem_mark.column + 1, problem);
+}
+
+int
+tree_parse(const char *text, size_t len, const char *filename, struct node **out,
+	   struct kci_err *err)
+{
+	struct builder b = { .file = filename };
+	yaml_parser_t parser;
+	yaml_event_t ev;
+	int rc = 0, done = 0;
+
+	if (!yaml_parser_initialize(&parser))
+		return kci_err_set(err, KCI_ERROR, "%s: cannot initialise the YAML parser",
+				   filename);
+	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
+	while (!done && rc == 0) {
+		if (!yaml_parser_parse(&parser, &ev)) {
+			rc = syntax_error(&b, &parser, err);
+			break;
+		}
+		rc = on_event(&b, &ev, err);
+		done = ev.type == YAML_STREAM_END_EVENT;
+		yaml_event_delete(&ev);
+	}
+	yaml_parser_delete(&parser);
+	if (rc < 0) {
+		tree_free(b.root);
+		return rc;
+	}
+	*out = b.root;
+	return 0;
+}
+
+/* Edit distance, for "did you mean"; words here are short keys and job names. */
+static size_t
+distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b), i, j, prev[65], cur[65];
+
+	if (la > 64 || lb > 64)
+		return (size_t)-1;
+	for (j = 0; j <= lb; j++)
+		prev[j] = j;
+	for (i = 1; i <= la; i++) {
+		cur[0] = i;
+		for (j = 1; j <= lb; j++) {
+			size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+			size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+			cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+		}
+		memcpy(prev, cur, sizeof(prev));
+	}
+	return prev[lb];
+}
+
+const char *
+closest_name(const char *word, const char *const *candidates, size_t n)
+{
+	const char *best = NULL;
+	size_t best_d = (size_t)-1, i, limit = strlen(word) <= 4 ? 1 : 2;
+
+	for (i = 0; i < n; i++) {
+		size_t d = distance(word, candidates[i]);
+		if (d < best_d) {
+			best_d = d;
+			best = candidates[i];
+		}
+	}
+	return best_d <= limit ? best : NULL;
+}
