@@ -160,7 +160,10 @@ fetch_manifest(struct pull *p, const struct kci_image_ref *ref, struct registry_
 		return rc;
 	if (manifest_kind_of(out->media_type) != MANIFEST_INDEX)
 		return 0;
-	/* Keep the index too: the store then holds everything a digest pull referred to. */
+	/*
+	 * The index is stored (verified) too, though no ref names it, so the next
+	 * prune drops it: refs point at the platform manifest kci runs.
+	 */
 	if ((rc = store_put_bytes(p->im->store, out->body, out->len, out->digest, err)) < 0)
 		return rc;
 	rc = manifest_index_select(out->body, out->len, out->media_type, "linux", "amd64",
