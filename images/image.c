@@ -298,7 +298,15 @@ out:
 }
 
 int
-kci_image_verify(struct kci_images *im, size_t *checked, size_t *bad, struct kci_err *err)
+kci_image_verify(struct kci_images *im, size_t *checked, size_t *bad,
+		 void (*on_bad)(void *ctx, const char *digest), void *ctx, struct kci_err *err)
 {
-	return store_verify(im->store, checked, bad, err);
+	int rc;
+
+	/* Exclusive: a pull must not be mid-way through a blob we are judging. */
+	if ((rc = store_gc_lock(im->store, 1, err)) < 0)
+		return rc;
+	rc = store_verify(im->store, checked, bad, on_bad, ctx, err);
+	store_gc_unlock(im->store);
+	return rc;
 }

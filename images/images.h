@@ -97,8 +97,12 @@ int kci_image_remove(struct kci_images *im, const char *ref, struct kci_err *err
 /* Deletes blobs no ref needs; *keep_configs (NULL-terminated) lists the images still present. */
 int kci_image_prune(struct kci_images *im, uint64_t *freed, char ***keep_configs,
 		    struct kci_err *err);
-/* Re-hashes every blob in the store. */
-int kci_image_verify(struct kci_images *im, size_t *checked, size_t *bad, struct kci_err *err);
+/*
+ * Re-hashes every blob in the store; corrupt ones are removed (a later pull
+ * fetches them again) and reported to on_bad (may be NULL).
+ */
+int kci_image_verify(struct kci_images *im, size_t *checked, size_t *bad,
+		     void (*on_bad)(void *ctx, const char *digest), void *ctx, struct kci_err *err);
 
 /*
  * Looks `ref` up in the store (no network): its config, config digest, and

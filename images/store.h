@@ -74,7 +74,13 @@ void store_gc_unlock(struct kci_store *s);
 /* Removes every blob not in `keep` (NULL-terminated digests) and stale temp files. */
 int store_sweep(struct kci_store *s, char *const *keep, uint64_t *freed, struct kci_err *err);
 
-/* Re-hashes every blob; fills *bad with the number that do not match their name. */
-int store_verify(struct kci_store *s, size_t *checked, size_t *bad, struct kci_err *err);
+typedef void (*store_bad_fn)(void *ctx, const char *digest);
+/*
+ * Re-hashes every blob; *bad counts those that do not match their name (or
+ * cannot be read). Those are removed, so a later pull fetches them again,
+ * and reported to on_bad (may be NULL). Hold the GC lock exclusively.
+ */
+int store_verify(struct kci_store *s, size_t *checked, size_t *bad, store_bad_fn on_bad, void *ctx,
+		 struct kci_err *err);
 
 #endif

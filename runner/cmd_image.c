@@ -192,6 +192,13 @@ kci_cmd_pull(int argc, char **argv)
 	return 0;
 }
 
+static void
+report_bad(void *ctx, const char *digest)
+{
+	(void)ctx;
+	fprintf(stderr, "kci: blob %s is corrupt\n", digest);
+}
+
 int
 kci_cmd_images(int argc, char **argv)
 {
@@ -202,9 +209,11 @@ kci_cmd_images(int argc, char **argv)
 	size_t n = 0;
 	int verify = 0;
 
-	if (wants_help(argc, argv, usage,
-		       "List the images in the local store. --verify re-hashes every blob and\n"
-		       "exits 1 if any does not match its digest."))
+	if (wants_help(
+		    argc, argv, usage,
+		    "List the images in the local store. --verify re-hashes every blob, removes\n"
+		    "those that do not match their digest (so the next pull fetches them again)\n"
+		    "and exits 1 if there were any."))
 		return 0;
 	if (argc == 2 && strcmp(argv[1], "--verify") == 0)
 		verify = 1;
@@ -214,13 +223,14 @@ kci_cmd_images(int argc, char **argv)
 		return KCI_EXIT_RUNNER;
 	if (verify) {
 		size_t checked, bad;
-		int rc = kci_image_verify(im, &checked, &bad, &err);
+		int rc = kci_image_verify(im, &checked, &bad, report_bad, NULL, &err);
 		kci_images_free(im);
 		if (rc < 0) {
 			kci_print_error(err.msg);
 			return KCI_EXIT_RUNNER;
 		}
-		printf("%zu blobs checked, %zu corrupt\n", checked, bad);
+		printf("%zu blobs checked, %zu corrupt%s\n", checked, bad,
+		       bad ? " (removed: pull the affected images again)" : "");
 		return bad ? 1 : 0;
 	}
 	if (kci_image_list(im, &infos, &n, &err) < 0) {

@@ -170,7 +170,7 @@ test_store__sweep_and_verify(void **state)
 	assert_int_equal(store_sweep(s, keep, &freed, &err), 0);
 	assert_int_equal(blob_files(), 1);
 	assert_true(store_has_blob(s, a, 7));
-	assert_int_equal(store_verify(s, &checked, &bad, &err), 0);
+	assert_int_equal(store_verify(s, &checked, &bad, NULL, NULL, &err), 0);
 	assert_int_equal(checked, 1);
 	assert_int_equal(bad, 0);
 	/* Corrupt the kept blob on disk: verify must notice. */
@@ -180,8 +180,10 @@ test_store__sweep_and_verify(void **state)
 	assert_non_null(f);
 	fputs("rotten", f);
 	fclose(f);
-	assert_int_equal(store_verify(s, &checked, &bad, &err), 0);
+	assert_int_equal(store_verify(s, &checked, &bad, NULL, NULL, &err), 0);
 	assert_int_equal(bad, 1);
+	/* Removed, so the next pull fetches it again instead of trusting its size. */
+	assert_false(store_has_blob(s, a, -1));
 	store_free(s);
 }
 
