@@ -62,6 +62,31 @@ write_small(const char *path, const char *text, struct kci_err *err)
 	return rc;
 }
 
+/*
+ * Creates a file with `text` unless it exists. link() rather than rename():
+ * two kci opening a new store at once must not let the second replace an
+ * index.json the first has already recorded a pull in.
+ */
+static int
+create_once(const char *path, const char *text, struct kci_err *err)
+{
+	char *tmp = NULL;
+	int fd, rc = 0;
+
+	if (access(path, F_OK) == 0)
+		return 0;
+	if ((fd = kci_tmpfile_near(path, &tmp, err)) < 0)
+		return fd;
+	if (write(fd, text, strlen(text)) != (ssize_t)strlen(text) || fsync(fd) < 0)
+		rc = kci_err_sys(err, errno, "write %s", tmp);
+	else if (link(tmp, path) < 0 && errno != EEXIST)
+		rc = kci_err_sys(err, errno, "create %s", path);
+	close(fd);
+	unlink(tmp);
+	free(tmp);
+	return rc;
+}
+
 int
 store_open(struct kci_store **out, const char *dir, struct kci_err *err)
 {
@@ -76,11 +101,8 @@ store_open(struct kci_store **out, const char *dir, struct kci_err *err)
 		goto fail;
 	layout = kci_xasprintf("%s/oci-layout", dir);
 	index = kci_xasprintf("%s/index.json", dir);
-	if (access(layout, F_OK) != 0 &&
-	    (rc = write_small(layout, "{\"imageLayoutVersion\":\"1.0.0\"}", err)) < 0)
-		goto fail;
-	if (access(index, F_OK) != 0 &&
-	    (rc = write_small(index, "{\"schemaVersion\":2,\"manifests\":[]}", err)) < 0)
+	if ((rc = create_once(layout, "{\"imageLayoutVersion\":\"1.0.0\"}", err)) < 0 ||
+	    (rc = create_once(index, "{\"schemaVersion\":2,\"manifests\":[]}", err)) < 0)
 		goto fail;
 	lock = kci_xasprintf("%s/gc.lock", dir);
 	if ((s->gc_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
