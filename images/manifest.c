@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/strv.h"
 #include "common/xalloc.h"
 
 #define CONFIG_STRV_MAX	  4096	       /* entries in Env, Cmd, Entrypoint */
@@ -518,23 +519,15 @@ out:
 	return rc;
 }
 
-static void
-strv_free_all(char **v)
-{
-	for (size_t i = 0; v && v[i]; i++)
-		free(v[i]);
-	free(v);
-}
-
 void
 kci_image_config_clear(struct kci_image_config *c)
 {
 	if (!c)
 		return;
-	strv_free_all(c->env);
-	strv_free_all(c->entrypoint);
-	strv_free_all(c->cmd);
-	strv_free_all(c->diff_ids);
+	kci_strv_free(c->env);
+	kci_strv_free(c->entrypoint);
+	kci_strv_free(c->cmd);
+	kci_strv_free(c->diff_ids);
 	free(c->working_dir);
 	free(c->user);
 	free(c->os);
@@ -592,7 +585,7 @@ get_strv(struct json_object *obj, const char *key, int is_env, char ***out, stru
 	for (size_t i = 0; i < n; i++)
 		if ((rc = strv_item(json_object_array_get_idx(v, i), is_env, key, i, &vec[i],
 				    err)) < 0) {
-			strv_free_all(vec);
+			kci_strv_free(vec);
 			return rc;
 		}
 	*out = vec;

@@ -29,7 +29,7 @@
 static void
 xfer_reset_headers(struct xfer *x)
 {
-	x->content_type[0] = x->docker_digest[0] = x->retry_after[0] = '\0';
+	x->content_type[0] = x->retry_after[0] = '\0';
 	x->content_range[0] = x->location[0] = '\0';
 	x->location_long = x->challenge_bad = 0;
 	memset(&x->challenge, 0, sizeof(x->challenge));
@@ -79,8 +79,6 @@ on_header(char *p, size_t size, size_t nmemb, void *ud)
 #define IS(name) (nlen == sizeof(name) - 1 && !strncasecmp(p, name, nlen))
 	if (IS("content-type"))
 		copy_value(x->content_type, sizeof(x->content_type), v, vlen);
-	else if (IS("docker-content-digest"))
-		copy_value(x->docker_digest, sizeof(x->docker_digest), v, vlen);
 	else if (IS("retry-after"))
 		copy_value(x->retry_after, sizeof(x->retry_after), v, vlen);
 	else if (IS("content-range"))
@@ -243,15 +241,13 @@ http_once(struct registry *r, struct xfer *x, const char *url, const struct req 
 	curl_easy_reset(x->h);
 	set_common_opts(r, x, q, loopback);
 	curl_easy_setopt(x->h, CURLOPT_URL, url);
-	if (q->head)
-		curl_easy_setopt(x->h, CURLOPT_NOBODY, 1L);
 	if (q->accept)
 		hdrs = curl_slist_append(hdrs, q->accept);
 	if (send_auth && q->authz) {
 		authz = kci_xasprintf("Authorization: %s", q->authz);
 		hdrs = curl_slist_append(hdrs, authz);
 	}
-	if (q->sink && !q->head) {
+	if (q->sink) {
 		/* The whole size, not what is left: a server may answer a Range with a full 200. */
 		curl_easy_setopt(x->h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)q->sink->max);
 		if (q->sink->done > 0) {
@@ -678,34 +674,6 @@ out:
 	registry_manifest_clear(&m);
 	kci_sha256_free(s.hash);
 	free(s.buf);
-	free(url);
-	free(x);
-	return rc;
-}
-
-int
-registry_head_manifest(struct registry *r, const char *reference, char digest[DIGEST_BUF],
-		       struct kci_err *err)
-{
-	struct xfer *x = NULL;
-	char what[200], *url;
-	struct req q = { .accept = ACCEPT_MANIFESTS, .bounded = 1, .head = 1 };
-	int rc;
-
-	if ((rc = check_reference(reference, err)) < 0)
-		return rc;
-	snprintf(what, sizeof(what), "manifest %s", reference);
-	url = kci_xasprintf("%s/v2/%s/manifests/%s", r->base, r->ref.repo, reference);
-	x = kci_xcalloc(1, sizeof(*x));
-	q.url = url;
-	q.what = what;
-	if ((rc = fetch(r, &q, x, err)) == 0) {
-		if (digest_is_valid(x->docker_digest))
-			snprintf(digest, DIGEST_BUF, "%s", x->docker_digest);
-		else
-			rc = kci_err_set(err, KCI_PROTO, "%s: no valid Docker-Content-Digest",
-					 what);
-	}
 	free(url);
 	free(x);
 	return rc;

@@ -68,14 +68,6 @@ int registry_get_manifest(struct registry *r, const char *reference, struct regi
 void registry_manifest_clear(struct registry_manifest *m);
 
 /*
- * HEAD of a manifest: its digest from Docker-Content-Digest without
- * downloading it (cheap "has the tag moved?" check). KCI_NOTFOUND for 404;
- * KCI_PROTO if the registry does not send a valid digest.
- */
-int registry_head_manifest(struct registry *r, const char *reference, char digest[DIGEST_BUF],
-			   struct kci_err *err);
-
-/*
  * Streams blob `digest` of `size` bytes into out_fd (a regular file written
  * with pwrite from offset 0; it may be truncated and rewritten when a retry
  * cannot resume), verifying size and sha256: KCI_DIGEST "blob sha256:...:
@@ -198,7 +190,7 @@ struct req {
 	const char *authz;	 /* Authorization value or NULL */
 	const char *auth_origin; /* only this URL's origin gets authz */
 	const char *what;	 /* names the request in messages */
-	int head, bounded;	 /* bounded: the whole-request timeout applies */
+	int bounded;		 /* bounded: the whole-request timeout applies */
 	struct sink *sink;
 };
 
@@ -210,7 +202,7 @@ struct xfer {
 	long status;
 	int body_state; /* 0 undecided, 1 to the sink, 2 to errbody */
 	int errbody_full, bad_range, location_long, retryable, same_origin;
-	char content_type[128], docker_digest[DIGEST_BUF], retry_after[64], content_range[128];
+	char content_type[128], retry_after[64], content_range[128];
 	char location[LOCATION_MAX];
 	struct auth_challenge challenge;
 	int challenge_bad;

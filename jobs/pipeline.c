@@ -6,6 +6,7 @@
 
 #include "common/err.h"
 #include "common/parse.h"
+#include "common/strv.h"
 #include "common/xalloc.h"
 #include "jobs/internal.h"
 
@@ -93,16 +94,6 @@ strv_take(struct strv *s)
 	s->v = NULL;
 	s->n = s->cap = 0;
 	return v;
-}
-
-static void
-strv_free(char **v)
-{
-	size_t i;
-
-	for (i = 0; v && v[i]; i++)
-		free(v[i]);
-	free(v);
 }
 
 static const struct node *
@@ -560,7 +551,7 @@ needs_build(const struct ctx *c, const struct base *b)
 		for (i = 0; i < out.n; i++)
 			j->needs[i] = kci_xstrdup(out.v[i]);
 	}
-	strv_free(out.v);
+	kci_strv_free(out.v);
 	return rc;
 }
 

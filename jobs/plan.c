@@ -8,18 +8,9 @@
 #include <unistd.h>
 
 #include "common/err.h"
+#include "common/strv.h"
 #include "common/xalloc.h"
 #include "jobs/internal.h"
-
-static void
-strv_free(char **v)
-{
-	size_t i;
-
-	for (i = 0; v && v[i]; i++)
-		free(v[i]);
-	free(v);
-}
 
 void
 kci_plan_free(struct kci_plan *p)
@@ -33,10 +24,10 @@ kci_plan_free(struct kci_plan *p)
 		free(j->name);
 		free(j->base);
 		free(j->image);
-		strv_free(j->env);
-		strv_free(j->secrets);
-		strv_free(j->needs);
-		strv_free(j->artifacts);
+		kci_strv_free(j->env);
+		kci_strv_free(j->secrets);
+		kci_strv_free(j->needs);
+		kci_strv_free(j->artifacts);
 		for (s = 0; s < j->n_steps; s++) {
 			free(j->steps[s].name);
 			free(j->steps[s].run);

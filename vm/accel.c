@@ -138,9 +138,3 @@ kci_accel_parse(const char *s, enum kci_accel *out)
 		return KCI_INVALID;
 	return 0;
 }
-
-const char *
-kci_accel_name(enum kci_accel a)
-{
-	return a == KCI_ACCEL_KVM ? "kvm" : a == KCI_ACCEL_TCG ? "tcg" : "auto";
-}

@@ -478,10 +478,3 @@ kci_vm_free(struct kci_vm *vm)
 	free(vm->dec);
 	free(vm);
 }
-
-const char *
-kci_vm_console_tail(struct kci_vm *vm, int lines)
-{
-	vm_drain_logs(vm);
-	return console_ring_tail(&vm->console, lines);
-}

@@ -65,7 +65,6 @@ int kci_accel_choose(enum kci_accel want, enum kci_accel *out, char *why, size_t
 		     struct kci_err *err);
 /* Parses "auto"|"kvm"|"tcg". */
 int kci_accel_parse(const char *s, enum kci_accel *out);
-const char *kci_accel_name(enum kci_accel a);
 /* Host TSC frequency in kHz from /proc/cpuinfo, 0 if unknown. */
 unsigned kci_host_tsc_khz(void);
 
@@ -148,9 +147,6 @@ struct kci_vm_io {
  */
 int kci_vm_exec(struct kci_vm *vm, const struct kci_run_req *req, const struct kci_vm_io *io,
 		struct kci_vm_result *res, int *canceled_by, struct kci_err *err);
-
-/* Last lines of the guest console, for diagnostics ("" when none). Borrowed. */
-const char *kci_vm_console_tail(struct kci_vm *vm, int lines);
 
 /* Removes runtime dirs left by kci processes that died without cleaning up. */
 void kci_vm_sweep_stale(const char *run_dir);
