@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fails when a module includes a header from a module it may not depend on (STYLE.md):
-# common <- agent; common <- jobs, images, vm; runner may use them all.
+# common <- agent; common <- jobs, images, vm; engine uses those; runner may use them all.
 set -u
 root=${1:-.}
 declare -A allowed=(
@@ -9,7 +9,8 @@ declare -A allowed=(
   [jobs]="common jobs"
   [images]="common images"
   [vm]="common vm"
-  [runner]="common jobs images vm runner"
+  [engine]="common jobs images vm engine"
+  [runner]="common jobs images vm engine runner"
 )
 bad=0
 for mod in "${!allowed[@]}"; do

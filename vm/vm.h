@@ -48,6 +48,13 @@ int kci_rootfs_from_dir(const char *dir, const char *cache_dir, char **out, stru
  * callers that key their own cache (images/ by config digest).
  */
 int kci_rootfs_build(const char *dir, const char *path, struct kci_err *err);
+/*
+ * Builds a writable ext4 image of `dir` at `path` (temp file + rename) with at
+ * least free_mib MiB free; the file is sparse, so the free space costs nothing
+ * until the guest writes. For the per-run workspace disk.
+ */
+int kci_disk_build_rw(const char *dir, const char *path, uint64_t free_mib, struct kci_err *err);
+
 /* Cached ext4 image of the built-in busybox base system. */
 int kci_rootfs_base(const struct kci_guest *g, const char *cache_dir, char **out,
 		    struct kci_err *err);
@@ -83,7 +90,21 @@ struct kci_vm_opts {
 	uint64_t scratch_mib; /* size of the per-VM writable disk; 0 = tmpfs in the guest */
 	int64_t timeout_ms;   /* whole life of the VM, boot included; 0 = none */
 	int console_fd;	      /* if >= 0, the guest console is copied here (--debug) */
+	/*
+	 * Writable ext4 image (kci_disk_build_rw) that the VM copies, sparse, into its
+	 * runtime dir and attaches read-write with serial kci-work; the agent mounts
+	 * it at /workspace. The template itself is never written. NULL = none.
+	 */
+	const char *workspace;
+	/*
+	 * KCI_VM_NET_NONE: no network device at all (only lo). KCI_VM_NET_NAT:
+	 * user-mode networking through passt --no-map-gw, so the guest reaches the
+	 * outside world but not the host's loopback.
+	 */
+	int network;
 };
+
+enum { KCI_VM_NET_NONE = 0, KCI_VM_NET_NAT = 1 };
 
 #define KCI_VM_OPTS_INIT                                                                           \
 	{                                                                                          \

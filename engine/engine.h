@@ -1,0 +1,116 @@
+/*
+ * engine/: runs a pipeline plan. Each job gets a fresh micro-VM with the
+ * repository at /workspace; jobs run as their needs allow, at most N at once.
+ * Everything the engine has to say leaves as events: it prints nothing and
+ * never exits, so kci run, kci serve and kci agent render the very same runs.
+ */
+#ifndef KCI_ENGINE_ENGINE_H
+#define KCI_ENGINE_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "jobs/jobs.h"
+#include "vm/vm.h"
+
+enum kci_job_state {
+	KCI_JOB_PENDING = 0,
+	KCI_JOB_RUNNING,
+	KCI_JOB_PASSED,
+	KCI_JOB_FAILED,	  /* a step failed, or an artifact could not be collected */
+	KCI_JOB_TIMEOUT,  /* the job's timeout killed its VM */
+	KCI_JOB_SKIPPED,  /* a job it needs did not pass */
+	KCI_JOB_CANCELED, /* the run was canceled before or while it ran */
+	KCI_JOB_ERROR,	  /* kci could not run it (image, VM, guest died) */
+};
+
+/* "passed", "failed", "timeout", "skipped", "canceled", "error", ... */
+const char *kci_job_state_name(enum kci_job_state s);
+
+enum kci_event_kind {
+	KCI_EV_JOB_START,  /* job, job_name */
+	KCI_EV_JOB_NOTE,   /* job; text: kci's own line about it ("pulling alpine:3") */
+	KCI_EV_STEP_START, /* job, step, step_name */
+	KCI_EV_LOG,	   /* job, step, stream (1 stdout, 2 stderr), text: one line, masked */
+	KCI_EV_STEP_END,   /* job, step, state (passed/failed), exit_code, duration_ms */
+	KCI_EV_JOB_END,	   /* job, state, duration_ms, text: why it did not pass, or NULL */
+};
+
+struct kci_event {
+	enum kci_event_kind kind;
+	size_t job; /* index into the plan's jobs */
+	const char *job_name;
+	size_t step;
+	const char *step_name;
+	int stream;
+	const char *text; /* LOG lines have no newline; len bytes, also NUL-terminated */
+	size_t len;
+	enum kci_job_state state;
+	int exit_code;	     /* STEP_END: the step's exit code, 128+N for signal N */
+	int64_t duration_ms; /* STEP_END, JOB_END */
+	int64_t time_ms;     /* since the run started */
+};
+
+/* Called from the engine's threads, one event at a time (the engine serialises them). */
+typedef void (*kci_event_fn)(void *ctx, const struct kci_event *ev);
+
+struct kci_engine_opts {
+	const char *home;      /* KCI_HOME: store, cache, runtime dir */
+	const char *workspace; /* staged tree (kci_workspace_stage) the jobs see at /workspace */
+	const char *out_dir;   /* artifacts/<job>/ and logs/<job>.log are written here */
+	unsigned max_jobs;     /* VMs at once; 0 = kci_engine_default_jobs() */
+	/* NULL-terminated "NAME=VALUE" for every secret the plan names (see kci_secrets_*). */
+	char *const *secrets;
+	const char *kernel; /* --kernel override, or NULL */
+	enum kci_accel accel;
+	int console_fd; /* >= 0: every guest console is copied here (--debug) */
+	int cancel_fd;	/* readable = stop: running VMs are torn down, nothing new starts */
+	kci_event_fn event;
+	void *ctx;
+};
+
+/* How many VMs at once by default: host CPUs and memory allow. */
+unsigned kci_engine_default_jobs(void);
+
+/*
+ * Runs the jobs flagged in selected[] (NULL = all) in dependency order.
+ * states[] (p->n_jobs entries) receives each job's final state; jobs not
+ * selected stay PENDING. Returns 0 when the run happened, whatever its jobs
+ * did; < 0 only when it could not start (no guest kernel, bad workspace, ...).
+ */
+int kci_engine_run(const struct kci_plan *p, const int *selected, const struct kci_engine_opts *o,
+		   enum kci_job_state *states, struct kci_err *err);
+
+/* ---- the workspace: what jobs see at /workspace ---- */
+
+struct kci_workspace_info {
+	char commit[41]; /* the commit checked out, or HEAD of the working tree; "" if none */
+	int is_git;	 /* the directory is (inside) a git repository */
+	int dirty;	 /* working-tree mode: something differs from HEAD */
+	size_t files;	 /* regular files and symlinks staged, .git excluded */
+};
+
+/*
+ * The root of the repository containing `dir` (its working directory), or
+ * `dir` itself when it is not in a git repository. KCI_NOTFOUND when dir
+ * does not exist.
+ */
+int kci_workspace_root(const char *dir, char **root, struct kci_err *err);
+
+/*
+ * Fills the existing empty directory `dest` with the repository at `root`:
+ *  - commit == NULL: the working tree as it is now, the files libgit2 lists
+ *    as tracked or untracked-but-not-ignored (with their current content;
+ *    deleted files are absent), plus a copy of .git. Outside git, the whole
+ *    directory.
+ *  - commit: a clean checkout of that revision (anything git rev-parse takes:
+ *    HEAD~1, a tag, an id), with a .git whose HEAD is detached at it.
+ * kci's own `.kci/` directory at the root is never included. Errors name the
+ * repository or revision: KCI_NOTFOUND for an unknown revision or --commit
+ * outside git, KCI_ERROR otherwise.
+ */
+int kci_workspace_stage(const char *root, const char *commit, const char *dest,
+			struct kci_workspace_info *info, struct kci_err *err);
+
+#endif
