@@ -57,6 +57,16 @@ kci_xstrdup(const char *s)
 }
 
 char *
+kci_xstrndup(const char *s, size_t n)
+{
+	char *p = strndup(s, n);
+
+	if (!p)
+		oom();
+	return p;
+}
+
+char *
 kci_xasprintf(const char *fmt, ...)
 {
 	va_list ap;

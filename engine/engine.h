@@ -7,6 +7,7 @@
 #ifndef KCI_ENGINE_ENGINE_H
 #define KCI_ENGINE_ENGINE_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,10 +57,11 @@ struct kci_event {
 typedef void (*kci_event_fn)(void *ctx, const struct kci_event *ev);
 
 struct kci_engine_opts {
-	const char *home;      /* KCI_HOME: store, cache, runtime dir */
-	const char *workspace; /* staged tree (kci_workspace_stage) the jobs see at /workspace */
-	const char *out_dir;   /* artifacts/<job>/ and logs/<job>.log are written here */
-	unsigned max_jobs;     /* VMs at once; 0 = kci_engine_default_jobs() */
+	const char *home;	 /* KCI_HOME: store, cache, runtime dir */
+	const char *workspace;	 /* staged tree (kci_workspace_stage) the jobs see at /workspace */
+	const char *out_dir;	 /* artifacts/<job>/ and logs/<job>.log are written here */
+	const char *scratch_dir; /* private dir for the run's temporary files; caller removes it */
+	unsigned max_jobs;	 /* VMs at once; 0 = kci_engine_default_jobs() */
 	/* NULL-terminated "NAME=VALUE" for every secret the plan names (see kci_secrets_*). */
 	char *const *secrets;
 	const char *kernel; /* --kernel override, or NULL */
@@ -81,6 +83,20 @@ unsigned kci_engine_default_jobs(void);
  */
 int kci_engine_run(const struct kci_plan *p, const int *selected, const struct kci_engine_opts *o,
 		   enum kci_job_state *states, struct kci_err *err);
+
+/* ---- images as root disks (the one place images/ and vm/ meet) ---- */
+
+struct kci_image_config;
+/*
+ * The cached read-only root disk for image `ref` (pulled first if the store
+ * lacks it, reporting progress(ctx, digest, done, total) when progress is not
+ * NULL), and the image's config in *cfg (caller clears it). *cancel, when
+ * set, stops a pull.
+ */
+int kci_image_disk(const char *home, const char *cache, const char *ref,
+		   void (*progress)(void *, const char *, uint64_t, uint64_t), void *ctx,
+		   const volatile sig_atomic_t *cancel, struct kci_image_config *cfg, char **disk,
+		   struct kci_err *err);
 
 /* ---- the workspace: what jobs see at /workspace ---- */
 

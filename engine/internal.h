@@ -35,4 +35,41 @@ struct art_stats {
 int art_extract(int fd, const char *dest, const struct art_limits *lim, struct art_stats *st,
 		struct kci_err *err);
 
+/* ---- logbuf.c: guest output as masked lines ---- */
+
+#define LOG_LINE_MAX 8192 /* longer lines are cut into pieces of about this size */
+
+/* Secret values to hide; each occurrence in a line becomes "***". */
+struct masker {
+	char **values; /* longest first, so a secret containing another is hidden whole */
+	size_t n, maxlen;
+};
+
+/* From "NAME=VALUE" entries; empty values are ignored. */
+void mask_init(struct masker *m, char *const *secrets);
+void mask_free(struct masker *m);
+/* A malloc'd copy of s (len bytes) with every secret replaced; *outlen its length. */
+char *mask_str(const struct masker *m, const char *s, size_t len, size_t *outlen);
+
+typedef void (*line_fn)(void *ctx, const char *line, size_t len);
+
+/* Splits one output stream into lines, masking each before it leaves. */
+struct logbuf {
+	char buf[LOG_LINE_MAX];
+	size_t len;
+};
+
+/*
+ * Feeds bytes; emit() gets each complete line (without "\n" or a trailing
+ * "\r"), masked, NUL-terminated. A line longer than LOG_LINE_MAX leaves in
+ * pieces, cut where no secret can straddle the cut.
+ */
+void logbuf_feed(struct logbuf *b, const struct masker *m, const char *data, size_t len,
+		 line_fn emit, void *ctx);
+/* Emits what is left as a last line (a process that did not end with "\n"). */
+void logbuf_flush(struct logbuf *b, const struct masker *m, line_fn emit, void *ctx);
+
+/* "test (GO=1.21, OS=a)" -> "test_GO-1.21_OS-a": a file name for artifacts/ and logs/. */
+char *job_file_name(const char *job_name);
+
 #endif

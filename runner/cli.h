@@ -3,6 +3,7 @@
 #define KCI_RUNNER_CLI_H
 
 #include <signal.h>
+#include <stdint.h>
 
 #include "common/err.h"
 
@@ -10,6 +11,7 @@
 #define KCI_EXIT_RUNNER	 125
 #define KCI_EXIT_TIMEOUT 124
 
+int kci_cmd_run(int argc, char **argv);
 int kci_cmd_exec(int argc, char **argv);
 int kci_cmd_doctor(int argc, char **argv);
 int kci_cmd_pull(int argc, char **argv);
@@ -18,14 +20,8 @@ int kci_cmd_rmi(int argc, char **argv);
 int kci_cmd_prune(int argc, char **argv);
 int kci_cmd_load(int argc, char **argv);
 
-struct kci_image_config;
-/*
- * The cached read-only root disk for image `ref` (pulled first if the store
- * lacks it), and the image's config in *cfg (caller clears it).
- */
-int kci_image_disk(const char *home, const char *cache, const char *ref, int quiet,
-		   const volatile sig_atomic_t *cancel, struct kci_image_config *cfg, char **disk,
-		   struct kci_err *err);
+/* Pull progress on stderr's terminal, for kci_image_disk(). */
+void kci_print_progress(void *ctx, const char *digest, uint64_t done, uint64_t total);
 
 /* Prints "kci: msg" to stderr; multi-line messages get their continuation lines indented. */
 void kci_print_error(const char *msg);

@@ -16,9 +16,11 @@
 #include "common/fdio.h"
 #include "common/fs.h"
 #include "common/parse.h"
+#include "common/strv.h"
 #include "common/xalloc.h"
-#include "runner/cli.h"
+#include "engine/engine.h"
 #include "images/images.h"
+#include "runner/cli.h"
 #include "vm/vm.h"
 
 static const char usage_text[] =
@@ -226,24 +228,6 @@ parse_opts(int argc, char **argv, struct exec_opts *o)
 	return optind;
 }
 
-/* Sets K=V in a NULL-terminated env vector, replacing an entry with the same K. */
-static void
-env_set(char ***env, size_t *n, const char *kv)
-{
-	size_t klen = strcspn(kv, "=");
-
-	for (size_t j = 0; j < *n; j++) {
-		if (strncmp((*env)[j], kv, klen + 1) == 0) {
-			free((*env)[j]);
-			(*env)[j] = kci_xstrdup(kv);
-			return;
-		}
-	}
-	*env = kci_xrealloc(*env, (*n + 2) * sizeof(char *));
-	(*env)[(*n)++] = kci_xstrdup(kv);
-	(*env)[*n] = NULL;
-}
-
 /* The guest's environment: kci's defaults, then the image's Env, then -e (later wins). */
 static char **
 guest_env(const struct exec_opts *o, const struct kci_image_config *image)
@@ -252,20 +236,20 @@ guest_env(const struct exec_opts *o, const struct kci_image_config *image)
 	char **env = kci_xcalloc(1, sizeof(char *));
 	size_t n = 0;
 
-	env_set(&env, &n, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+	kci_env_set(&env, &n, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
 	/* Root's home unless another user runs the command: then the agent takes it from passwd. */
 	if (!(o->user && o->user[0]) && !(image->user && image->user[0]))
-		env_set(&env, &n, "HOME=/root");
+		kci_env_set(&env, &n, "HOME=/root");
 	for (size_t i = 0; image->env && image->env[i]; i++)
 		if (strchr(image->env[i], '='))
-			env_set(&env, &n, image->env[i]);
+			kci_env_set(&env, &n, image->env[i]);
 	if (o->tty) {
 		char *t = kci_xasprintf("TERM=%s", term && *term ? term : "xterm");
-		env_set(&env, &n, t);
+		kci_env_set(&env, &n, t);
 		free(t);
 	}
 	for (size_t i = 0; i < o->nenv; i++)
-		env_set(&env, &n, o->env[i]);
+		kci_env_set(&env, &n, o->env[i]);
 	return env;
 }
 
@@ -395,8 +379,9 @@ prepare(const struct exec_opts *o, struct prepared *p, const volatile sig_atomic
 	    (rc = kci_initramfs_get(p->guest, p->agent, p->cache, &p->initrd, err)) < 0)
 		return rc;
 	if (o->image)
-		rc = kci_image_disk(p->home, p->cache, o->image, o->quiet, cancel, &p->image,
-				    &p->rootfs, err);
+		rc = kci_image_disk(p->home, p->cache, o->image,
+				    !o->quiet && isatty(STDERR_FILENO) ? kci_print_progress : NULL,
+				    NULL, cancel, &p->image, &p->rootfs, err);
 	else if (o->rootfs)
 		rc = kci_rootfs_from_dir(o->rootfs, p->cache, &p->rootfs, err);
 	else

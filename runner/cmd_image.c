@@ -12,6 +12,7 @@
 
 #include "common/fs.h"
 #include "common/xalloc.h"
+#include "engine/engine.h"
 #include "images/images.h"
 #include "runner/cli.h"
 
@@ -114,7 +115,7 @@ prepare_disk(const char *ref, struct kci_err *err)
 	if ((rc = kci_home(&home, err)) < 0)
 		return rc;
 	cache = kci_xasprintf("%s/cache", home);
-	rc = kci_image_disk(home, cache, ref, 1, NULL, &cfg, &disk, err);
+	rc = kci_image_disk(home, cache, ref, NULL, NULL, NULL, &cfg, &disk, err);
 	kci_image_config_clear(&cfg);
 	free(disk);
 	free(cache);

@@ -19,6 +19,7 @@ static const struct {
 	int (*fn)(int argc, char **argv);
 	const char *help;
 } commands[] = {
+	{ "run", kci_cmd_run, "run the repository's pipeline (.kci.yml), each job in a micro-VM" },
 	{ "exec", kci_cmd_exec, "run one command in a fresh micro-VM" },
 	{ "pull", kci_cmd_pull, "pull an image from a registry into the local store" },
 	{ "images", kci_cmd_images, "list the images in the local store" },
@@ -65,6 +66,16 @@ distance(const char *a, const char *b)
 		}
 	}
 	return row[lb];
+}
+
+void
+kci_print_progress(void *ctx, const char *digest, uint64_t done, uint64_t total)
+{
+	(void)ctx;
+	fprintf(stderr, "\r\033[Kpulling %.19s  %3d%%", digest,
+		total ? (int)(done * 100 / total) : 100);
+	if (done >= total)
+		fputc('\n', stderr);
 }
 
 void

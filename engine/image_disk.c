@@ -14,18 +14,8 @@
 #include "common/strv.h"
 #include "common/xalloc.h"
 #include "images/images.h"
-#include "runner/cli.h"
+#include "engine/engine.h"
 #include "vm/vm.h"
-
-static void
-print_progress(void *ctx, const char *digest, uint64_t done, uint64_t total)
-{
-	(void)ctx;
-	fprintf(stderr, "\r\033[Kpulling %.19s  %3d%%", digest,
-		total ? (int)(done * 100 / total) : 100);
-	if (done >= total)
-		fputc('\n', stderr);
-}
 
 #define SHM_DIR	   "/dev/shm"
 #define SHM_PREFIX "kci-unpack-"
@@ -109,7 +99,8 @@ build_disk(const char *disk, char **layers, struct kci_image_config *cfg, struct
 }
 
 int
-kci_image_disk(const char *home, const char *cache, const char *ref, int quiet,
+kci_image_disk(const char *home, const char *cache, const char *ref,
+	       void (*progress)(void *, const char *, uint64_t, uint64_t), void *ctx,
 	       const volatile sig_atomic_t *cancel, struct kci_image_config *cfg, char **disk,
 	       struct kci_err *err)
 {
@@ -124,8 +115,8 @@ kci_image_disk(const char *home, const char *cache, const char *ref, int quiet,
 	rc = kci_image_resolve(im, ref, cfg, config_digest, &layers, err);
 	if (rc == KCI_NOTFOUND) {
 		/* Like docker run: an image that is not here yet is pulled first. */
-		if (!quiet && isatty(STDERR_FILENO))
-			po.progress = print_progress;
+		po.progress = progress;
+		po.ctx = ctx;
 		po.cancel = cancel;
 		if ((rc = kci_image_pull(im, ref, &po, manifest, err)) == 0)
 			rc = kci_image_resolve(im, ref, cfg, config_digest, &layers, err);

@@ -1,0 +1,514 @@
+/*
+ * One job: its root disk (image or busybox base), a fresh VM with the
+ * workspace disk, its steps run in order through the agent with the job's
+ * env, its artifacts copied out, the VM torn down on every path. Output
+ * leaves as masked lines, to events and to the job's log file.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "common/fdio.h"
+#include "common/fs.h"
+#include "common/strv.h"
+#include "common/xalloc.h"
+#include "engine/job.h"
+#include "images/images.h"
+
+#define STDERR_KEEP 2048 /* bytes of a helper command's stderr kept for messages */
+
+struct job_ctx {
+	struct engine *e;
+	size_t idx;
+	const struct kci_job *j;
+	size_t step;
+	int stream; /* the stream being fed to a logbuf */
+	struct logbuf out[3];
+	FILE *log;
+	/* Artifact collection: the tar stream from the guest and tar's complaints. */
+	int tar_fd, tar_overflow;
+	uint64_t tar_bytes;
+	char tar_err[STDERR_KEEP];
+	size_t tar_err_len;
+};
+
+static void logf_(struct job_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+logf_(struct job_ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!c->log)
+		return;
+	va_start(ap, fmt);
+	vfprintf(c->log, fmt, ap);
+	va_end(ap);
+	fputc('\n', c->log);
+	fflush(c->log);
+}
+
+/* kci's own line about the job, to the events and the log. */
+static void note(struct job_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+note(struct job_ctx *c, const char *fmt, ...)
+{
+	struct kci_event ev = { .kind = KCI_EV_JOB_NOTE, .job = c->idx };
+	size_t len;
+	char *text, *masked;
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vasprintf(&text, fmt, ap) < 0)
+		text = NULL;
+	va_end(ap);
+	if (!text)
+		return;
+	masked = mask_str(&c->e->mask, text, strlen(text), &len);
+	ev.text = masked;
+	ev.len = len;
+	engine_emit(c->e, &ev);
+	logf_(c, "kci: %s", masked);
+	free(masked);
+	free(text);
+}
+
+static void
+on_line(void *ctx, const char *line, size_t len)
+{
+	struct job_ctx *c = ctx;
+	struct kci_event ev = { .kind = KCI_EV_LOG,
+				.job = c->idx,
+				.step = c->step,
+				.step_name = c->j->steps[c->step].name,
+				.stream = c->stream,
+				.text = line,
+				.len = len };
+
+	engine_emit(c->e, &ev);
+	if (c->log) {
+		fwrite(line, 1, len, c->log);
+		fputc('\n', c->log);
+	}
+}
+
+static int
+on_output(void *ctx, int stream, const uint8_t *buf, size_t len)
+{
+	struct job_ctx *c = ctx;
+
+	c->stream = stream == 2 ? 2 : 1;
+	logbuf_feed(&c->out[c->stream], &c->e->mask, (const char *)buf, len, on_line, c);
+	return 0;
+}
+
+static void
+flush_output(struct job_ctx *c)
+{
+	for (int s = 1; s <= 2; s++) {
+		c->stream = s;
+		logbuf_flush(&c->out[s], &c->e->mask, on_line, c);
+	}
+	if (c->log)
+		fflush(c->log);
+}
+
+/* The step's environment: defaults, the image's Env, CI markers, the job's env, its secrets. */
+static char **
+job_env(struct job_ctx *c, const struct kci_image_config *cfg, struct kci_err *err)
+{
+	const struct kci_job *j = c->j;
+	char **env = NULL, *kv;
+	size_t n = 0;
+
+	kci_env_set(&env, &n, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+	if (!(cfg->user && cfg->user[0]))
+		kci_env_set(&env, &n, "HOME=/root");
+	for (size_t i = 0; cfg->env && cfg->env[i]; i++)
+		if (strchr(cfg->env[i], '='))
+			kci_env_set(&env, &n, cfg->env[i]);
+	kci_env_set(&env, &n, "CI=true");
+	kci_env_set(&env, &n, "KCI=true");
+	kv = kci_xasprintf("KCI_JOB=%s", j->name);
+	kci_env_set(&env, &n, kv);
+	free(kv);
+	for (size_t i = 0; j->env && j->env[i]; i++)
+		kci_env_set(&env, &n, j->env[i]);
+	for (size_t i = 0; j->secrets && j->secrets[i]; i++) {
+		size_t len = strlen(j->secrets[i]);
+		const char *found = NULL;
+
+		for (size_t k = 0; c->e->o->secrets && c->e->o->secrets[k]; k++)
+			if (strncmp(c->e->o->secrets[k], j->secrets[i], len) == 0 &&
+			    c->e->o->secrets[k][len] == '=')
+				found = c->e->o->secrets[k];
+		if (!found) {
+			kci_err_set(err, KCI_INVALID, "secret %s has no value", j->secrets[i]);
+			kci_strv_free(env);
+			return NULL;
+		}
+		kci_env_set(&env, &n, found);
+	}
+	return env;
+}
+
+static const char *
+dur(char *buf, size_t len, int64_t ms)
+{
+	if (ms < 60000)
+		snprintf(buf, len, "%lld.%llds", (long long)(ms / 1000),
+			 (long long)(ms % 1000 / 100));
+	else
+		snprintf(buf, len, "%lldm%02llds", (long long)(ms / 60000),
+			 (long long)(ms / 1000 % 60));
+	return buf;
+}
+
+/* Maps a failed kci_vm_exec to the job's state and a one-line reason. */
+static enum kci_job_state
+exec_failure(struct job_ctx *c, int rc, const struct kci_err *err, char **why)
+{
+	char d[32];
+
+	if (rc == KCI_TIMEOUT) {
+		*why = kci_xasprintf("timed out after %s", dur(d, sizeof(d), c->j->timeout_ms));
+		return KCI_JOB_TIMEOUT;
+	}
+	if (rc == KCI_CANCELED) {
+		*why = kci_xstrdup("canceled");
+		return KCI_JOB_CANCELED;
+	}
+	*why = kci_xstrdup(err->msg);
+	return KCI_JOB_ERROR;
+}
+
+/* Runs the steps in order; returns the job's state so far. */
+static enum kci_job_state
+run_steps(struct job_ctx *c, struct kci_vm *vm, const struct kci_image_config *cfg, char **why)
+{
+	const struct kci_engine_opts *o = c->e->o;
+	struct kci_err err = KCI_ERR_INIT;
+	enum kci_job_state st = KCI_JOB_PASSED;
+	struct kci_run_req req = { 0 };
+	char *argv[5] = { "/bin/sh", "-e", "-c", NULL, NULL };
+	char d[32];
+
+	req.env = job_env(c, cfg, &err);
+	if (!req.env) {
+		*why = kci_xstrdup(err.msg);
+		return KCI_JOB_ERROR;
+	}
+	req.argv = argv;
+	req.cwd = o->workspace ? "/workspace" : (cfg->working_dir ? cfg->working_dir : "/");
+	req.user = cfg->user;
+	for (c->step = 0; c->step < c->j->n_steps; c->step++) {
+		const struct kci_step *s = &c->j->steps[c->step];
+		struct kci_event ev = { .kind = KCI_EV_STEP_START,
+					.job = c->idx,
+					.step = c->step,
+					.step_name = s->name };
+		struct kci_vm_io io = KCI_VM_IO_INIT;
+		struct kci_vm_result res = { 0 };
+		int64_t t0 = engine_now_ms(c->e);
+		int rc, signo = 0, code;
+
+		engine_emit(c->e, &ev);
+		logf_(c, "== step %zu: %s", c->step + 1, s->name);
+		argv[3] = s->run;
+		io.cancel_fd = o->cancel_fd;
+		io.output = on_output;
+		io.ctx = c;
+		rc = kci_vm_exec(vm, &req, &io, &res, &signo, &err);
+		flush_output(c);
+		if (rc < 0) {
+			st = exec_failure(c, rc, &err, why);
+			logf_(c, "== step %zu: %s", c->step + 1, *why);
+			break;
+		}
+		code = res.signal ? 128 + res.signal : res.code;
+		if (res.error[0])
+			note(c, "%s", res.error);
+		ev = (struct kci_event){ .kind = KCI_EV_STEP_END,
+					 .job = c->idx,
+					 .step = c->step,
+					 .step_name = s->name,
+					 .state = code == 0 ? KCI_JOB_PASSED : KCI_JOB_FAILED,
+					 .exit_code = code,
+					 .duration_ms = engine_now_ms(c->e) - t0 };
+		engine_emit(c->e, &ev);
+		logf_(c, "== step %zu %s (exit %d) in %s", c->step + 1,
+		      code == 0 ? "passed" : "failed", code, dur(d, sizeof(d), ev.duration_ms));
+		if (code != 0 && !s->allow_failure) {
+			st = KCI_JOB_FAILED;
+			*why = kci_xasprintf("step '%s' exited with %d", s->name, code);
+			break;
+		}
+		if (code != 0)
+			note(c, "step '%s' failed (exit %d), allowed to fail", s->name, code);
+	}
+	kci_strv_free(req.env);
+	return st;
+}
+
+static int
+on_tar(void *ctx, int stream, const uint8_t *buf, size_t len)
+{
+	struct job_ctx *c = ctx;
+
+	if (stream == 2) {
+		size_t room = sizeof(c->tar_err) - 1 - c->tar_err_len;
+		size_t n = len < room ? len : room;
+
+		memcpy(c->tar_err + c->tar_err_len, buf, n);
+		c->tar_err_len += n;
+		c->tar_err[c->tar_err_len] = '\0';
+		return 0;
+	}
+	/* Headers and padding on top of the byte cap; beyond that the archive is cut. */
+	if (c->tar_overflow || c->tar_bytes + len > ART_MAX_BYTES + ART_MAX_BYTES / 8) {
+		c->tar_overflow = 1;
+		return 0;
+	}
+	if (kci_write_all(c->tar_fd, buf, len) < 0)
+		c->tar_overflow = 1;
+	c->tar_bytes += len;
+	return 0;
+}
+
+/* The first line of what tar said, masked: "tar: out/x: No such file or directory". */
+static char *
+tar_complaint(struct job_ctx *c)
+{
+	size_t len = strcspn(c->tar_err, "\n"), outlen;
+
+	return mask_str(&c->e->mask, c->tar_err, len, &outlen);
+}
+
+static int
+open_spool(const char *dir)
+{
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+
+	return fd >= 0 ? fd : memfd_create("kci-artifacts", MFD_CLOEXEC);
+}
+
+/*
+ * Copies the job's artifacts out: tar in the guest writes them to a spool
+ * file, and the host extracts that, confined, into a fresh dir that replaces
+ * artifacts/<job>/ only once complete. Returns 0 or < 0 with *why set.
+ */
+static int
+collect_artifacts(struct job_ctx *c, struct kci_vm *vm, char **why)
+{
+	const struct kci_engine_opts *o = c->e->o;
+	const char *name = c->e->file_names[c->idx];
+	struct art_limits lim = { .max_bytes = ART_MAX_BYTES, .max_files = ART_MAX_FILES };
+	struct kci_err err = KCI_ERR_INIT;
+	struct kci_run_req req = { 0 };
+	struct kci_vm_io io = KCI_VM_IO_INIT;
+	struct kci_vm_result res = { 0 };
+	struct art_stats stats = { 0 };
+	char *dir = kci_xasprintf("%s/artifacts", o->out_dir), *tmp = NULL, *final = NULL;
+	char **argv = NULL,
+	     *env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+	size_t n = 0;
+	int rc, signo, code;
+
+	if ((rc = kci_mkdir_p(dir, 0755, &err)) < 0) {
+		*why = kci_xasprintf("artifacts: %s", err.msg);
+		goto out;
+	}
+	c->tar_fd = open_spool(dir);
+	if (c->tar_fd < 0) {
+		rc = -1;
+		*why = kci_xasprintf("artifacts: spool file: %s", strerror(errno));
+		goto out;
+	}
+	for (const char *a[] = { "tar", "-c", "-f", "-", "-C", "/workspace", "--" }, **p = a;
+	     p < a + 7; p++)
+		kci_strv_add(&argv, &n, *p);
+	for (size_t i = 0; c->j->artifacts[i]; i++)
+		kci_strv_add(&argv, &n, c->j->artifacts[i]);
+	req.argv = argv;
+	req.env = env;
+	req.cwd = "/";
+	req.user = "0:0";
+	io.cancel_fd = o->cancel_fd;
+	io.output = on_tar;
+	io.ctx = c;
+	if ((rc = kci_vm_exec(vm, &req, &io, &res, &signo, &err)) < 0) {
+		*why = kci_xasprintf("artifacts: %s", err.msg);
+		goto out;
+	}
+	code = res.signal ? 128 + res.signal : res.code;
+	if (code == 127 || code == 126) {
+		rc = -1;
+		*why = kci_xstrdup(
+			"artifacts: the job's image has no tar, which copying them out needs");
+		goto out;
+	}
+	if (c->tar_overflow) {
+		rc = -1;
+		*why = kci_xasprintf("artifacts exceed %llu MiB",
+				     (unsigned long long)(ART_MAX_BYTES >> 20));
+		goto out;
+	}
+	tmp = kci_xasprintf("%s/.%s.tmp-%d-XXXXXX", dir, name, (int)getpid());
+	if (!mkdtemp(tmp)) {
+		rc = -1;
+		*why = kci_xasprintf("artifacts: mkdtemp %s: %s", tmp, strerror(errno));
+		free(tmp);
+		tmp = NULL;
+		goto out;
+	}
+	if (lseek(c->tar_fd, 0, SEEK_SET) < 0 ||
+	    (rc = art_extract(c->tar_fd, tmp, &lim, &stats, &err)) < 0) {
+		rc = -1;
+		*why = kci_xstrdup(err.msg[0] ? err.msg : "artifacts: cannot read the spool file");
+		goto out;
+	}
+	final = kci_xasprintf("%s/%s", dir, name);
+	kci_rm_rf(final, NULL);
+	if (rename(tmp, final) < 0) {
+		rc = -1;
+		*why = kci_xasprintf("artifacts: rename to %s: %s", final, strerror(errno));
+		goto out;
+	}
+	free(tmp);
+	tmp = NULL;
+	note(c, "artifacts: %zu files, %llu bytes in %s", stats.files,
+	     (unsigned long long)stats.bytes, final);
+	if (code != 0) {
+		char *what = tar_complaint(c);
+		rc = -1;
+		*why = kci_xasprintf("artifacts incomplete: %s", what[0] ? what : "tar failed");
+		free(what);
+	}
+out:
+	if (tmp)
+		kci_rm_rf(tmp, NULL);
+	if (c->tar_fd >= 0)
+		close(c->tar_fd);
+	c->tar_fd = -1;
+	kci_strv_free(argv);
+	free(final);
+	free(tmp);
+	free(dir);
+	return rc;
+}
+
+/* Opens logs/<job>.log afresh; the log is best effort, the events are the record. */
+static void
+open_log(struct job_ctx *c)
+{
+	char *dir = kci_xasprintf("%s/logs", c->e->o->out_dir), *path;
+
+	if (kci_mkdir_p(dir, 0755, NULL) == 0) {
+		path = kci_xasprintf("%s/%s.log", dir, c->e->file_names[c->idx]);
+		c->log = fopen(path, "we");
+		free(path);
+	}
+	free(dir);
+}
+
+static int
+boot(struct job_ctx *c, struct kci_image_config *cfg, struct kci_vm **vm, char **why)
+{
+	struct engine *e = c->e;
+	struct kci_vm_opts vo = KCI_VM_OPTS_INIT;
+	struct kci_err err = KCI_ERR_INIT;
+	char *disk = NULL;
+	int rc;
+
+	if (c->j->image) {
+		note(c, "image %s", c->j->image);
+		pthread_mutex_lock(&e->image_lock);
+		rc = kci_image_disk(e->o->home, e->cache, c->j->image, NULL, NULL, &e->canceled,
+				    cfg, &disk, &err);
+		pthread_mutex_unlock(&e->image_lock);
+		if (rc < 0) {
+			*why = kci_xstrdup(err.msg);
+			return rc;
+		}
+	}
+	vo.kernel = kci_guest_kernel(e->guest);
+	vo.initrd = e->initrd;
+	vo.rootfs = disk ? disk : e->base_rootfs;
+	vo.run_dir = e->rundir;
+	vo.cache_dir = e->cache;
+	vo.accel = e->o->accel;
+	if (c->j->cpus)
+		vo.cpus = c->j->cpus;
+	if (c->j->memory_mib)
+		vo.memory_mib = c->j->memory_mib;
+	vo.timeout_ms = c->j->timeout_ms;
+	vo.console_fd = e->o->console_fd;
+	vo.workspace = e->workspace_disk;
+	vo.network = c->j->network == KCI_NET_NAT ? KCI_VM_NET_NAT : KCI_VM_NET_NONE;
+	rc = kci_vm_start(vm, &vo, &err);
+	free(disk);
+	if (rc < 0)
+		*why = kci_xstrdup(err.msg);
+	return rc;
+}
+
+enum kci_job_state
+job_run(struct job_run *jr)
+{
+	struct engine *e = jr->e;
+	struct job_ctx c = { .e = e, .idx = jr->idx, .j = &e->p->jobs[jr->idx], .tar_fd = -1 };
+	struct kci_event ev = { .kind = KCI_EV_JOB_START, .job = jr->idx };
+	struct kci_image_config cfg = { 0 };
+	enum kci_job_state st = KCI_JOB_ERROR;
+	struct kci_vm *vm = NULL;
+	int64_t t0 = engine_now_ms(e);
+	char *why = NULL, *art_why = NULL, d[32];
+
+	open_log(&c);
+	engine_emit(e, &ev);
+	if (boot(&c, &cfg, &vm, &why) < 0) {
+		st = engine_canceled(e) ? KCI_JOB_CANCELED : KCI_JOB_ERROR;
+		goto out;
+	}
+	st = run_steps(&c, vm, &cfg, &why);
+	/* Artifacts of a failed job too (test reports are what one wants then). */
+	if ((st == KCI_JOB_PASSED || st == KCI_JOB_FAILED) && c.j->artifacts && c.j->artifacts[0] &&
+	    collect_artifacts(&c, vm, &art_why) < 0) {
+		note(&c, "%s", art_why);
+		if (st == KCI_JOB_PASSED) {
+			st = KCI_JOB_FAILED;
+			why = art_why;
+			art_why = NULL;
+		}
+	}
+out:
+	kci_vm_free(vm);
+	kci_image_config_clear(&cfg);
+	ev = (struct kci_event){ .kind = KCI_EV_JOB_END,
+				 .job = jr->idx,
+				 .state = st,
+				 .duration_ms = engine_now_ms(e) - t0,
+				 .text = why };
+	if (why) {
+		size_t len;
+		char *masked = mask_str(&e->mask, why, strlen(why), &len);
+		free(why);
+		why = masked;
+		ev.text = why;
+		ev.len = len;
+	}
+	engine_emit(e, &ev);
+	logf_(&c, "== job %s in %s%s%s", kci_job_state_name(st), dur(d, sizeof(d), ev.duration_ms),
+	      why ? ": " : "", why ? why : "");
+	if (c.log)
+		fclose(c.log);
+	free(why);
+	free(art_why);
+	return st;
+}

@@ -1,0 +1,44 @@
+/* engine/ internals: the state of one run, shared by the scheduler and its job threads. */
+#ifndef KCI_ENGINE_JOB_H
+#define KCI_ENGINE_JOB_H
+
+#include <pthread.h>
+#include <signal.h>
+
+#include "engine/engine.h"
+#include "engine/internal.h"
+
+struct engine {
+	const struct kci_plan *p;
+	const struct kci_engine_opts *o;
+	int *selected;
+	enum kci_job_state *states; /* guarded by lock */
+	unsigned running, max_jobs; /* guarded by lock */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;	    /* a job finished */
+	pthread_mutex_t ev_lock;    /* one event at a time */
+	pthread_mutex_t image_lock; /* one image pull or disk build at a time */
+	volatile sig_atomic_t canceled;
+	int64_t t0;
+	struct masker mask;
+	char **file_names; /* per job: its name under artifacts/ and logs/ */
+	struct kci_guest *guest;
+	char *agent, *initrd, *base_rootfs, *workspace_disk, *cache, *rundir;
+};
+
+struct job_run {
+	struct engine *e;
+	size_t idx;
+	pthread_t thread;
+	int started, done;
+};
+
+/* Runs one job in its own VM; returns its final state. Emits its events itself. */
+enum kci_job_state job_run(struct job_run *jr);
+
+void engine_emit(struct engine *e, struct kci_event *ev);
+int64_t engine_now_ms(const struct engine *e);
+/* The run was canceled (cancel_fd readable); sticky. */
+int engine_canceled(struct engine *e);
+
+#endif

@@ -1,0 +1,804 @@
+/*
+ * kci run: the repository's pipeline, each job in its own VM. This file is
+ * the CLI around engine/: options, the workspace, secrets, signals, and the
+ * rendering of the engine's events as prefixed live lines, a summary table,
+ * or a JSON event stream.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/fdio.h"
+#include "common/fs.h"
+#include "common/parse.h"
+#include "common/strv.h"
+#include "common/xalloc.h"
+#include "engine/engine.h"
+#include "jobs/jobs.h"
+#include "runner/cli.h"
+
+#define PIPELINE_FILE	 ".kci.yml"
+#define SECRET_FILE_MAX	 (1024 * 1024)
+#define EXIT_JOBS_FAILED 1
+#define EXIT_INTERRUPTED 130
+#define PREFIX_WIDTH_MAX 28
+
+static const char usage_text[] =
+	"Usage: kci run [DIR] [OPTIONS]\n"
+	"\n"
+	"Run the pipeline (.kci.yml) of the repository at DIR (default: the current\n"
+	"directory), each job in a fresh micro-VM with the repository at /workspace.\n"
+	"Jobs run as their 'needs' allow; output streams live, prefixed with the job.\n"
+	"\n"
+	"Options:\n"
+	"      --job NAME        run NAME and the jobs it needs (repeatable)\n"
+	"  -j, --jobs N          at most N VMs at once (default: from host CPUs and memory)\n"
+	"      --list            list the jobs, their images and needs; run nothing\n"
+	"      --commit REV      run a clean checkout of REV (HEAD~1, a tag, an id) instead\n"
+	"                        of the working tree\n"
+	"      --json            print one JSON object per event instead of text\n"
+	"      --secret-file F   NAME=VALUE lines for the pipeline's secrets (else taken\n"
+	"                        from the environment)\n"
+	"      --kernel PATH     guest kernel bundle directory or vmlinuz file\n"
+	"      --accel MODE      auto (default), kvm or tcg\n"
+	"      --debug           copy every guest console to stderr\n"
+	"  -h, --help            this help\n"
+	"\n"
+	"Logs are saved to DIR/.kci/logs/<job>.log and artifacts to DIR/.kci/artifacts/<job>/.\n"
+	"The pipeline file is described in docs/pipeline.md.\n"
+	"\n"
+	"Exit status:\n"
+	"  0    every job passed\n"
+	"  1    a job failed, timed out, or was skipped\n"
+	"  125  kci itself failed, or the pipeline file is wrong (nothing ran)\n"
+	"  130  interrupted (Ctrl-C); every VM was torn down\n";
+
+enum {
+	OPT_JOB = 256,
+	OPT_LIST,
+	OPT_COMMIT,
+	OPT_JSON,
+	OPT_SECRET_FILE,
+	OPT_KERNEL,
+	OPT_ACCEL,
+	OPT_DEBUG
+};
+
+static const struct option long_opts[] = {
+	{ "job", required_argument, NULL, OPT_JOB },
+	{ "jobs", required_argument, NULL, 'j' },
+	{ "list", no_argument, NULL, OPT_LIST },
+	{ "commit", required_argument, NULL, OPT_COMMIT },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "secret-file", required_argument, NULL, OPT_SECRET_FILE },
+	{ "kernel", required_argument, NULL, OPT_KERNEL },
+	{ "accel", required_argument, NULL, OPT_ACCEL },
+	{ "debug", no_argument, NULL, OPT_DEBUG },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+struct run_opts {
+	const char *dir, *commit, *secret_file, *kernel;
+	char **jobs;
+	size_t njobs;
+	unsigned max_jobs;
+	int list, json, debug;
+	enum kci_accel accel;
+};
+
+/* ---- rendering ---- */
+
+static const char *const colors[] = { "36", "33", "35", "32", "34", "91", "96", "93" };
+
+struct job_view {
+	enum kci_job_state state;
+	int64_t duration_ms;
+	char *why;
+};
+
+struct render {
+	const struct kci_plan *p;
+	const int *selected;
+	int json, color;
+	int width;
+	struct job_view *jobs;
+};
+
+static const char *
+fmt_dur(char *buf, size_t len, int64_t ms)
+{
+	if (ms < 60000)
+		snprintf(buf, len, "%lld.%llds", (long long)(ms / 1000),
+			 (long long)(ms % 1000 / 100));
+	else
+		snprintf(buf, len, "%lldm%02llds", (long long)(ms / 60000),
+			 (long long)(ms / 1000 % 60));
+	return buf;
+}
+
+/*
+ * Guest output is hostile: it must not drive the user's terminal. Control
+ * bytes become '?', except tabs and colour (SGR: ESC [ digits ; ... m).
+ */
+static void
+put_sanitized(FILE *f, const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == 0x1b && i + 1 < len && s[i + 1] == '[') {
+			size_t k = i + 2;
+
+			while (k < len && ((s[k] >= '0' && s[k] <= '9') || s[k] == ';'))
+				k++;
+			if (k < len && s[k] == 'm') {
+				fwrite(s + i, 1, k + 1 - i, f);
+				i = k;
+				continue;
+			}
+		}
+		fputc(c == '\t' || (c >= 0x20 && c != 0x7f) ? c : '?', f);
+	}
+}
+
+static void
+prefix(struct render *r, size_t job)
+{
+	const char *name = r->p->jobs[job].name;
+
+	if (r->color)
+		printf("\033[%sm%-*.*s |\033[0m ", colors[job % (sizeof(colors) / sizeof(*colors))],
+		       r->width, r->width, name);
+	else
+		printf("%-*.*s | ", r->width, r->width, name);
+}
+
+static void
+render_text(struct render *r, const struct kci_event *ev)
+{
+	char d[32];
+
+	prefix(r, ev->job);
+	switch (ev->kind) {
+	case KCI_EV_JOB_START:
+		printf("started\n");
+		break;
+	case KCI_EV_JOB_NOTE:
+		printf("kci: ");
+		put_sanitized(stdout, ev->text, ev->len);
+		putchar('\n');
+		break;
+	case KCI_EV_STEP_START:
+		printf("%s==> %s%s\n", r->color ? "\033[1m" : "", ev->step_name,
+		       r->color ? "\033[0m" : "");
+		break;
+	case KCI_EV_LOG:
+		put_sanitized(stdout, ev->text, ev->len);
+		putchar('\n');
+		break;
+	case KCI_EV_STEP_END:
+		if (ev->exit_code == 0)
+			printf("<== %s passed in %s\n", ev->step_name,
+			       fmt_dur(d, sizeof(d), ev->duration_ms));
+		else
+			printf("<== %s failed (exit %d) in %s\n", ev->step_name, ev->exit_code,
+			       fmt_dur(d, sizeof(d), ev->duration_ms));
+		break;
+	case KCI_EV_JOB_END:
+		printf("job %s", kci_job_state_name(ev->state));
+		if (ev->state != KCI_JOB_SKIPPED && ev->state != KCI_JOB_CANCELED)
+			printf(" in %s", fmt_dur(d, sizeof(d), ev->duration_ms));
+		if (ev->text) {
+			printf(": ");
+			put_sanitized(stdout, ev->text, ev->len);
+		}
+		putchar('\n');
+		break;
+	}
+}
+
+static const char *const kind_names[] = {
+	[KCI_EV_JOB_START] = "job_start",   [KCI_EV_JOB_NOTE] = "note",
+	[KCI_EV_STEP_START] = "step_start", [KCI_EV_LOG] = "log",
+	[KCI_EV_STEP_END] = "step_end",	    [KCI_EV_JOB_END] = "job_end",
+};
+
+static void
+render_json(const struct kci_event *ev)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "event", json_object_new_string(kind_names[ev->kind]));
+	json_object_object_add(o, "time_ms", json_object_new_int64(ev->time_ms));
+	json_object_object_add(o, "job", json_object_new_string(ev->job_name));
+	if (ev->kind == KCI_EV_STEP_START || ev->kind == KCI_EV_STEP_END ||
+	    ev->kind == KCI_EV_LOG) {
+		json_object_object_add(o, "step", json_object_new_int64((int64_t)ev->step));
+		json_object_object_add(o, "step_name", json_object_new_string(ev->step_name));
+	}
+	if (ev->kind == KCI_EV_LOG)
+		json_object_object_add(
+			o, "stream", json_object_new_string(ev->stream == 2 ? "stderr" : "stdout"));
+	if (ev->text)
+		json_object_object_add(o, ev->kind == KCI_EV_LOG ? "line" : "message",
+				       json_object_new_string_len(ev->text, (int)ev->len));
+	if (ev->kind == KCI_EV_STEP_END)
+		json_object_object_add(o, "exit_code", json_object_new_int(ev->exit_code));
+	if (ev->kind == KCI_EV_STEP_END || ev->kind == KCI_EV_JOB_END) {
+		json_object_object_add(o, "result",
+				       json_object_new_string(kci_job_state_name(ev->state)));
+		json_object_object_add(o, "duration_ms", json_object_new_int64(ev->duration_ms));
+	}
+	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+						       JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+}
+
+static void
+on_event(void *ctx, const struct kci_event *ev)
+{
+	struct render *r = ctx;
+
+	if (ev->kind == KCI_EV_JOB_END) {
+		struct job_view *v = &r->jobs[ev->job];
+
+		v->state = ev->state;
+		v->duration_ms = ev->duration_ms;
+		free(v->why);
+		v->why = ev->text ? kci_xstrndup(ev->text, ev->len) : NULL;
+	}
+	if (r->json)
+		render_json(ev);
+	else
+		render_text(r, ev);
+	fflush(stdout);
+}
+
+static int
+summary(struct render *r, int interrupted)
+{
+	size_t counts[KCI_JOB_ERROR + 1] = { 0 };
+	int all_passed = 1, width = 3;
+	json_object *arr = NULL;
+	char d[32];
+
+	for (size_t i = 0; i < r->p->n_jobs; i++)
+		if (r->selected[i] && (int)strlen(r->p->jobs[i].name) > width)
+			width = (int)strlen(r->p->jobs[i].name);
+	if (r->json)
+		arr = json_object_new_array();
+	else
+		printf("\n%-*s  %-8s  %8s\n", width, "JOB", "RESULT", "DURATION");
+	for (size_t i = 0; i < r->p->n_jobs; i++) {
+		const struct job_view *v = &r->jobs[i];
+		int ran = v->state != KCI_JOB_SKIPPED && v->state != KCI_JOB_PENDING &&
+			  !(v->state == KCI_JOB_CANCELED && v->duration_ms == 0);
+
+		if (!r->selected[i])
+			continue;
+		counts[v->state]++;
+		all_passed &= v->state == KCI_JOB_PASSED;
+		if (r->json) {
+			json_object *o = json_object_new_object();
+			json_object_object_add(o, "job",
+					       json_object_new_string(r->p->jobs[i].name));
+			json_object_object_add(
+				o, "result", json_object_new_string(kci_job_state_name(v->state)));
+			json_object_object_add(o, "duration_ms",
+					       json_object_new_int64(v->duration_ms));
+			if (v->why)
+				json_object_object_add(o, "message",
+						       json_object_new_string(v->why));
+			json_object_array_add(arr, o);
+			continue;
+		}
+		printf("%-*s  ", width, r->p->jobs[i].name);
+		if (r->color)
+			printf("\033[%sm", v->state == KCI_JOB_PASSED	 ? "32"
+					   : v->state == KCI_JOB_SKIPPED ? "2"
+									 : "31");
+		printf("%-8s", kci_job_state_name(v->state));
+		if (r->color)
+			printf("\033[0m");
+		printf("  %8s", ran ? fmt_dur(d, sizeof(d), v->duration_ms) : "-");
+		if (v->why) {
+			printf("  ");
+			put_sanitized(stdout, v->why, strlen(v->why));
+		}
+		putchar('\n');
+	}
+	if (r->json) {
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "event", json_object_new_string("summary"));
+		json_object_object_add(o, "passed", json_object_new_boolean(all_passed));
+		json_object_object_add(o, "jobs", arr);
+		puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+							       JSON_C_TO_STRING_NOSLASHESCAPE));
+		json_object_put(o);
+	} else {
+		int first = 1;
+		printf("\n");
+		for (int s = KCI_JOB_PASSED; s <= KCI_JOB_ERROR; s++) {
+			if (!counts[s])
+				continue;
+			printf("%s%zu %s", first ? "" : ", ", counts[s], kci_job_state_name(s));
+			first = 0;
+		}
+		printf("%s\n", interrupted ? " (interrupted)" : "");
+	}
+	fflush(stdout);
+	return interrupted ? EXIT_INTERRUPTED : all_passed ? 0 : EXIT_JOBS_FAILED;
+}
+
+/* ---- options ---- */
+
+static int
+bad_value(const char *opt, const char *value, const char *want)
+{
+	fprintf(stderr, "kci: invalid %s '%s': expected %s\n", opt, value, want);
+	return -1;
+}
+
+static int
+parse_opts(int argc, char **argv, struct run_opts *o)
+{
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+j:h", long_opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_JOB:
+			kci_strv_add(&o->jobs, &o->njobs, optarg);
+			break;
+		case 'j':
+			if (kci_parse_uint(optarg, 1, 64, &o->max_jobs) < 0)
+				return bad_value("--jobs", optarg, "a number from 1 to 64");
+			break;
+		case OPT_LIST:
+			o->list = 1;
+			break;
+		case OPT_COMMIT:
+			o->commit = optarg;
+			break;
+		case OPT_JSON:
+			o->json = 1;
+			break;
+		case OPT_SECRET_FILE:
+			o->secret_file = optarg;
+			break;
+		case OPT_KERNEL:
+			o->kernel = optarg;
+			break;
+		case OPT_ACCEL:
+			if (kci_accel_parse(optarg, &o->accel) < 0)
+				return bad_value("--accel", optarg, "auto, kvm or tcg");
+			break;
+		case OPT_DEBUG:
+			o->debug = 1;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return 0;
+		default:
+			if (optopt)
+				fprintf(stderr, "kci: run: option '-%c' %s\n", optopt,
+					strchr("j", optopt) ? "needs a value" : "is unknown");
+			else
+				fprintf(stderr,
+					"kci: run: option '%s' is unknown or needs a value\n",
+					argv[optind - 1]);
+			fprintf(stderr, "Run 'kci run --help' for the options.\n");
+			return -1;
+		}
+	}
+	if (optind < argc)
+		o->dir = argv[optind++];
+	if (optind < argc) {
+		fprintf(stderr, "kci: run: unexpected argument '%s' (one DIR at most)\n",
+			argv[optind]);
+		return -1;
+	}
+	return 1;
+}
+
+/* ---- secrets ---- */
+
+/* Reads NAME=VALUE lines ("#" comments and blank lines skipped) into *out. */
+static int
+read_secret_file(const char *path, char ***out, size_t *n, struct kci_err *err)
+{
+	char *text, *line, *save = NULL;
+	size_t len;
+	int rc, lineno = 0;
+
+	if ((rc = kci_read_file(path, SECRET_FILE_MAX, &text, &len, err)) < 0)
+		return kci_err_prefix(err, "--secret-file");
+	if (memchr(text, '\0', len)) {
+		free(text);
+		return kci_err_set(err, KCI_INVALID, "--secret-file %s: contains a NUL byte", path);
+	}
+	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		size_t l = strlen(line);
+		lineno++;
+		if (l && line[l - 1] == '\r')
+			line[--l] = '\0';
+		if (!line[0] || line[0] == '#')
+			continue;
+		if (!strchr(line, '=') || line[0] == '=') {
+			rc = kci_err_set(err, KCI_INVALID,
+					 "--secret-file %s: line %d is not NAME=VALUE", path,
+					 lineno);
+			break;
+		}
+		kci_env_set(out, n, line);
+	}
+	free(text);
+	return rc < 0 ? rc : 0;
+}
+
+/* Values for every secret the selected jobs name: the file first, else the environment. */
+static int
+gather_secrets(const struct kci_plan *p, const int *selected, const char *file, char ***out,
+	       struct kci_err *err)
+{
+	char **from_file = NULL, **values = NULL, *missing = NULL;
+	size_t nfile = 0, n = 0;
+	int rc = 0;
+
+	if (file && (rc = read_secret_file(file, &from_file, &nfile, err)) < 0)
+		return rc;
+	for (size_t i = 0; i < p->n_jobs; i++) {
+		for (size_t k = 0; selected[i] && p->jobs[i].secrets && p->jobs[i].secrets[k];
+		     k++) {
+			const char *name = p->jobs[i].secrets[k], *value = NULL;
+			size_t len = strlen(name);
+			char *kv;
+
+			for (size_t f = 0; f < nfile; f++)
+				if (strncmp(from_file[f], name, len) == 0 &&
+				    from_file[f][len] == '=')
+					value = from_file[f] + len + 1;
+			if (!value)
+				value = getenv(name);
+			if (!value) {
+				if (!missing || !strstr(missing, name)) {
+					char *m = kci_xasprintf("%s%s%s", missing ? missing : "",
+								missing ? ", " : "", name);
+					free(missing);
+					missing = m;
+				}
+				continue;
+			}
+			kv = kci_xasprintf("%s=%s", name, value);
+			kci_env_set(&values, &n, kv);
+			free(kv);
+		}
+	}
+	if (missing) {
+		rc = kci_err_set(
+			err, KCI_INVALID,
+			"secret %s not set: export it or put NAME=VALUE in a --secret-file",
+			missing);
+		kci_strv_free(values);
+		values = NULL;
+	}
+	kci_strv_free(from_file);
+	free(missing);
+	*out = values ? values : kci_xcalloc(1, sizeof(char *));
+	return rc;
+}
+
+/* ---- signals: the first stops the run, the second kills kci ---- */
+
+struct sigwatch {
+	sigset_t set;
+	int cancel_fd;
+	int json;
+	volatile int count;
+};
+
+static void *
+sig_thread(void *arg)
+{
+	struct sigwatch *w = arg;
+	uint64_t one = 1;
+	int sig;
+
+	for (;;) {
+		if (sigwait(&w->set, &sig) != 0)
+			continue;
+		if (sig == SIGUSR1) /* the run is over */
+			return NULL;
+		if (++w->count == 1) {
+			static const char msg[] =
+				"kci: stopping: tearing down every VM (Ctrl-C again to kill)\n";
+			(void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
+			(void)!write(w->cancel_fd, &one, sizeof(one));
+		} else {
+			static const char msg[] = "kci: killed\n";
+			/* QEMU and passt die with us (PDEATHSIG); the next run sweeps our dirs. */
+			(void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
+			_exit(EXIT_INTERRUPTED);
+		}
+	}
+}
+
+/* ---- the command ---- */
+
+static void
+list_jobs(const struct kci_plan *p, const int *selected, int json)
+{
+	int width = 3, iwidth = 5;
+
+	for (size_t i = 0; i < p->n_jobs; i++) {
+		const char *img = p->jobs[i].image ? p->jobs[i].image : "(busybox base)";
+		if (!selected[i])
+			continue;
+		if ((int)strlen(p->jobs[i].name) > width)
+			width = (int)strlen(p->jobs[i].name);
+		if ((int)strlen(img) > iwidth)
+			iwidth = (int)strlen(img);
+	}
+	if (!json)
+		printf("%-*s  %-*s  %5s  %s\n", width, "JOB", iwidth, "IMAGE", "STEPS", "NEEDS");
+	for (size_t i = 0; i < p->n_jobs; i++) {
+		const struct kci_job *j = &p->jobs[i];
+		if (!selected[i])
+			continue;
+		if (json) {
+			json_object *o = json_object_new_object(), *needs = json_object_new_array();
+			json_object_object_add(o, "job", json_object_new_string(j->name));
+			json_object_object_add(o, "image",
+					       j->image ? json_object_new_string(j->image) : NULL);
+			json_object_object_add(o, "steps",
+					       json_object_new_int64((int64_t)j->n_steps));
+			for (size_t k = 0; j->needs && j->needs[k]; k++)
+				json_object_array_add(needs, json_object_new_string(j->needs[k]));
+			json_object_object_add(o, "needs", needs);
+			puts(json_object_to_json_string_ext(
+				o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+			json_object_put(o);
+			continue;
+		}
+		printf("%-*s  %-*s  %5zu  ", width, j->name, iwidth,
+		       j->image ? j->image : "(busybox base)", j->n_steps);
+		for (size_t k = 0; j->needs && j->needs[k]; k++)
+			printf("%s%s", k ? ", " : "", j->needs[k]);
+		printf("%s\n", j->needs && j->needs[0] ? "" : "-");
+	}
+}
+
+/* Removes run-<pid>-* dirs of kci processes that are gone (killed by a second Ctrl-C). */
+static void
+sweep_runs(const char *rundir)
+{
+	DIR *d = opendir(rundir);
+	struct dirent *de;
+
+	while (d && (de = readdir(d))) {
+		int pid;
+		if (sscanf(de->d_name, "run-%d-", &pid) != 1 || pid <= 0 || kill(pid, 0) == 0 ||
+		    errno != ESRCH)
+			continue;
+		char *path = kci_xasprintf("%s/%s", rundir, de->d_name);
+		kci_rm_rf(path, NULL);
+		free(path);
+	}
+	if (d)
+		closedir(d);
+}
+
+struct run_state {
+	struct run_opts o;
+	char *root, *home, *rundir, *scratch, *tree, *pipeline_path, *out_dir;
+	struct kci_plan *plan;
+	int *selected;
+	char **secrets;
+	struct kci_workspace_info ws;
+};
+
+static void
+run_state_clear(struct run_state *s)
+{
+	if (s->scratch)
+		kci_rm_rf(s->scratch, NULL);
+	free(s->root);
+	free(s->home);
+	free(s->rundir);
+	free(s->scratch);
+	free(s->tree);
+	free(s->pipeline_path);
+	free(s->out_dir);
+	kci_plan_free(s->plan);
+	free(s->selected);
+	kci_strv_free(s->secrets);
+	kci_strv_free(s->o.jobs);
+}
+
+/* Stages the workspace in a private dir under $KCI_HOME/run. */
+static int
+stage(struct run_state *s, struct kci_err *err)
+{
+	int rc;
+
+	if ((rc = kci_home(&s->home, err)) < 0)
+		return rc;
+	s->rundir = kci_xasprintf("%s/run", s->home);
+	if ((rc = kci_mkdir_p(s->rundir, 0700, err)) < 0)
+		return rc;
+	sweep_runs(s->rundir);
+	s->scratch = kci_xasprintf("%s/run-%d-XXXXXX", s->rundir, (int)getpid());
+	if (!mkdtemp(s->scratch)) {
+		rc = kci_err_sys(err, errno, "mkdtemp %s", s->scratch);
+		free(s->scratch);
+		s->scratch = NULL;
+		return rc;
+	}
+	s->tree = kci_xasprintf("%s/tree", s->scratch);
+	if (mkdir(s->tree, 0755) < 0)
+		return kci_err_sys(err, errno, "mkdir %s", s->tree);
+	return kci_workspace_stage(s->root, s->o.commit, s->tree, &s->ws, err);
+}
+
+/* Loads the pipeline: from the working tree, or from the staged commit. */
+static int
+load_plan(struct run_state *s, struct kci_err *err)
+{
+	char *path = kci_xasprintf("%s/%s", s->o.commit ? s->tree : s->root, PIPELINE_FILE);
+	char *text = NULL;
+	size_t len;
+	int rc;
+
+	/* Messages name the file as the user knows it. */
+	if (s->o.commit)
+		s->pipeline_path = kci_xasprintf("%s:%s", s->o.commit, PIPELINE_FILE);
+	else if (!s->o.dir || strcmp(s->o.dir, ".") == 0)
+		s->pipeline_path = kci_xstrdup(PIPELINE_FILE);
+	else
+		s->pipeline_path = kci_xasprintf("%s/%s", s->root, PIPELINE_FILE);
+	rc = kci_read_file(path, KCI_PLAN_FILE_MAX, &text, &len, err);
+	if (rc == KCI_NOTFOUND)
+		rc = kci_err_set(err, KCI_NOTFOUND,
+				 "no %s in %s%s%s\nA pipeline file lists the jobs to run; see "
+				 "docs/pipeline.md for its format.",
+				 PIPELINE_FILE, s->root, s->o.commit ? " at " : "",
+				 s->o.commit ? s->o.commit : "");
+	else if (rc == 0)
+		rc = kci_plan_parse(text, len, s->pipeline_path, &s->plan, err);
+	free(text);
+	free(path);
+	return rc;
+}
+
+int
+kci_cmd_run(int argc, char **argv)
+{
+	struct run_state s = { .o = { .accel = KCI_ACCEL_AUTO } };
+	struct kci_err err = KCI_ERR_INIT;
+	struct kci_engine_opts eo = { .console_fd = -1 };
+	struct sigwatch sw = { .cancel_fd = -1 };
+	struct render r = { 0 };
+	enum kci_job_state *states = NULL;
+	pthread_t sig_th;
+	char why[256];
+	int rc, status = KCI_EXIT_RUNNER, sig_started = 0;
+
+	rc = parse_opts(argc, argv, &s.o);
+	if (rc <= 0) {
+		kci_strv_free(s.o.jobs);
+		return rc == 0 ? 0 : KCI_EXIT_RUNNER;
+	}
+	if ((rc = kci_workspace_root(s.o.dir ? s.o.dir : ".", &s.root, &err)) < 0)
+		goto fail;
+	/* --list of the working tree needs no copy of it. */
+	if (s.o.commit || !s.o.list) {
+		/*
+		 * Signals are blocked from here on in every thread; one thread
+		 * waits for them, so a Ctrl-C during staging is not lost.
+		 */
+		sigemptyset(&sw.set);
+		sigaddset(&sw.set, SIGINT);
+		sigaddset(&sw.set, SIGTERM);
+		sigaddset(&sw.set, SIGHUP);
+		sigaddset(&sw.set, SIGUSR1);
+		pthread_sigmask(SIG_BLOCK, &sw.set, NULL);
+		sw.cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (sw.cancel_fd < 0) {
+			rc = kci_err_sys(&err, errno, "eventfd");
+			goto fail;
+		}
+		sw.json = s.o.json;
+		sig_started = pthread_create(&sig_th, NULL, sig_thread, &sw) == 0;
+		if ((rc = stage(&s, &err)) < 0)
+			goto fail;
+	}
+	if ((rc = load_plan(&s, &err)) < 0)
+		goto fail;
+	if (s.o.jobs) {
+		if ((rc = kci_plan_select(s.plan, s.o.jobs, &s.selected, &err)) < 0)
+			goto fail;
+	} else {
+		s.selected = kci_xcalloc(s.plan->n_jobs, sizeof(int));
+		for (size_t i = 0; i < s.plan->n_jobs; i++)
+			s.selected[i] = 1;
+	}
+	if (s.o.list) {
+		list_jobs(s.plan, s.selected, s.o.json);
+		status = 0;
+		goto out;
+	}
+	if ((rc = gather_secrets(s.plan, s.selected, s.o.secret_file, &s.secrets, &err)) < 0)
+		goto fail;
+	if ((rc = kci_accel_choose(s.o.accel, &eo.accel, why, sizeof(why), &err)) < 0)
+		goto fail;
+	s.out_dir = kci_xasprintf("%s/.kci", s.root);
+	if ((rc = kci_mkdir_p(s.out_dir, 0755, &err)) < 0)
+		goto fail;
+
+	r.p = s.plan;
+	r.selected = s.selected;
+	r.json = s.o.json;
+	r.color = !s.o.json && isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
+	r.jobs = kci_xcalloc(s.plan->n_jobs, sizeof(*r.jobs));
+	for (size_t i = 0; i < s.plan->n_jobs; i++)
+		if (s.selected[i] && (int)strlen(s.plan->jobs[i].name) > r.width)
+			r.width = (int)strlen(s.plan->jobs[i].name);
+	if (r.width > PREFIX_WIDTH_MAX)
+		r.width = PREFIX_WIDTH_MAX;
+	if (!s.o.json) {
+		char *where = s.o.commit ? kci_xasprintf(" at %.12s (%s)", s.ws.commit, s.o.commit)
+			      : s.ws.is_git && s.ws.dirty
+				      ? kci_xstrdup(" (working tree, with uncommitted changes)")
+			      : s.ws.is_git ? kci_xstrdup(" (working tree)")
+					    : kci_xstrdup("");
+		printf("kci: %s %s%s; %s\n", s.ws.is_git ? "repository" : "directory", s.root,
+		       where, why);
+		fflush(stdout);
+		free(where);
+	}
+
+	eo.home = s.home;
+	eo.workspace = s.tree;
+	eo.scratch_dir = s.scratch;
+	eo.out_dir = s.out_dir;
+	eo.max_jobs = s.o.max_jobs;
+	eo.secrets = s.secrets;
+	eo.kernel = s.o.kernel;
+	eo.console_fd = s.o.debug ? STDERR_FILENO : -1;
+	eo.cancel_fd = sw.cancel_fd;
+	eo.event = on_event;
+	eo.ctx = &r;
+	states = kci_xcalloc(s.plan->n_jobs, sizeof(*states));
+	if ((rc = kci_engine_run(s.plan, s.selected, &eo, states, &err)) < 0)
+		goto fail;
+	status = summary(&r, sw.count > 0);
+	goto out;
+fail:
+	kci_print_error(err.msg);
+	status = sw.count > 0 && rc == KCI_CANCELED ? EXIT_INTERRUPTED : KCI_EXIT_RUNNER;
+out:
+	if (sig_started) {
+		pthread_kill(sig_th, SIGUSR1);
+		pthread_join(sig_th, NULL);
+	}
+	if (sw.cancel_fd >= 0)
+		close(sw.cancel_fd);
+	for (size_t i = 0; r.jobs && i < s.plan->n_jobs; i++)
+		free(r.jobs[i].why);
+	free(r.jobs);
+	free(states);
+	run_state_clear(&s);
+	if (sw.count > 0 && status != EXIT_INTERRUPTED)
+		status = EXIT_INTERRUPTED;
+	return status;
+}
