@@ -1,6 +1,7 @@
 /*
  * Root filesystem disks: a directory tree becomes a cached read-only ext4
- * image (mke2fs -d), shared by every VM that boots it.
+ * image (mke2fs -d), shared by every VM that boots it; and writable
+ * workspace disks, built the same way with free space added.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -78,45 +79,59 @@ tree_digest(const char *dir, char hex[65], unsigned long long *bytes, unsigned l
 	return 0;
 }
 
+/* How make_ext4 lays out an image; the read-only root and the writable workspace differ. */
+struct ext4_layout {
+	const char *label;
+	uint64_t free_mib; /* room for the guest's writes beyond the tree itself */
+	int writable;	   /* leave inode count to mke2fs so new files have inodes too */
+};
+
 /* Runs mke2fs -d into a temp file next to `final`, then renames it into place. */
 static int
 make_ext4(const char *dir, const char *final, unsigned long long bytes, unsigned long long entries,
-	  struct kci_err *err)
+	  const struct ext4_layout *layout, struct kci_err *err)
 {
 	/* Room for ext4's own metadata and small-file slack; the file is sparse anyway. */
-	unsigned long long mib = (bytes + entries * 4096) / (1 << 20) * 5 / 4 + 64;
+	unsigned long long mib =
+		(bytes + entries * 4096) / (1 << 20) * 5 / 4 + 64 + layout->free_mib;
 	char size[32], inodes[32];
 	char *tmp = NULL;
-	int fd, rc;
+	int fd, rc, argc = 0;
+	char *argv[32];
 
 	if ((fd = kci_tmpfile_near(final, &tmp, err)) < 0)
 		return fd;
 	snprintf(size, sizeof(size), "%lluM", mib);
 	snprintf(inodes, sizeof(inodes), "%llu", entries + entries / 4 + 1024);
-	char *argv[] = { "mke2fs",
-			 "-q",
-			 "-F",
-			 "-t",
-			 "ext4",
-			 "-b", /* small images would get 1 KiB blocks: 4x the I/O calls */
-			 "4096",
-			 "-O",
-			 "^has_journal",
-			 "-m",
-			 "0",
-			 "-N",
-			 inodes,
-			 "-E",
-			 "root_owner=0:0,nodiscard,lazy_itable_init=1",
-			 "-L",
-			 "kci-root",
-			 "-d",
-			 (char *)dir,
-			 tmp,
-			 size,
-			 NULL };
+	argv[argc++] = "mke2fs";
+	argv[argc++] = "-q";
+	argv[argc++] = "-F";
+	argv[argc++] = "-t";
+	argv[argc++] = "ext4";
+	argv[argc++] = "-b"; /* small images would get 1 KiB blocks: 4x the I/O calls */
+	argv[argc++] = "4096";
+	/* No journal: every disk kci builds is thrown away with its VM, never recovered. */
+	argv[argc++] = "-O";
+	argv[argc++] = "^has_journal";
+	argv[argc++] = "-m";
+	argv[argc++] = "0";
+	if (!layout->writable) {
+		/* Exactly the tree's inodes plus slack: nobody creates files on a read-only disk.
+		 */
+		argv[argc++] = "-N";
+		argv[argc++] = inodes;
+	}
+	argv[argc++] = "-E";
+	argv[argc++] = "root_owner=0:0,nodiscard,lazy_itable_init=1";
+	argv[argc++] = "-L";
+	argv[argc++] = (char *)layout->label;
+	argv[argc++] = "-d";
+	argv[argc++] = (char *)dir;
+	argv[argc++] = tmp;
+	argv[argc++] = size;
+	argv[argc] = NULL;
 	if ((rc = run_tool(argv, err)) < 0) {
-		kci_err_prefix(err, "build root filesystem from %s", dir);
+		kci_err_prefix(err, "build %s filesystem from %s", layout->label, dir);
 		close(fd);
 		unlink(tmp);
 		goto out;
@@ -126,6 +141,8 @@ out:
 	free(tmp);
 	return rc;
 }
+
+static const struct ext4_layout root_layout = { .label = "kci-root" };
 
 /*
  * Each --rootfs tree keeps only its newest image: a sidecar ".src" file
@@ -194,7 +211,7 @@ kci_rootfs_from_dir(const char *dir, const char *cache_dir, char **out, struct k
 	path = kci_xasprintf("%s/rootfs-%.20s.ext4", cache_dir, hex);
 	if (access(path, R_OK) != 0) {
 		char *abs = realpath(dir, NULL);
-		if ((rc = make_ext4(dir, path, bytes, entries, err)) < 0) {
+		if ((rc = make_ext4(dir, path, bytes, entries, &root_layout, err)) < 0) {
 			free(abs);
 			free(path);
 			return rc;
@@ -218,7 +235,28 @@ kci_rootfs_build(const char *dir, const char *path, struct kci_err *err)
 
 	if ((rc = tree_digest(dir, hex, &bytes, &entries, err)) < 0)
 		return rc;
-	return make_ext4(dir, path, bytes, entries, err);
+	return make_ext4(dir, path, bytes, entries, &root_layout, err);
+}
+
+int
+kci_disk_build_rw(const char *dir, const char *path, uint64_t free_mib, struct kci_err *err)
+{
+	const struct ext4_layout layout = { .label = "kci-work",
+					    .free_mib = free_mib,
+					    .writable = 1 };
+	unsigned long long bytes, entries;
+	struct stat st;
+	char hex[65];
+	int rc;
+
+	if (stat(dir, &st) < 0)
+		return kci_err_sys(err, errno, "workspace %s", dir);
+	if (!S_ISDIR(st.st_mode))
+		return kci_err_set(err, KCI_INVALID, "workspace %s: not a directory", dir);
+	/* The walk sizes the image; its digest is unused, since this disk is never cached. */
+	if ((rc = tree_digest(dir, hex, &bytes, &entries, err)) < 0)
+		return rc;
+	return make_ext4(dir, path, bytes, entries, &layout, err);
 }
 
 static int
@@ -330,7 +368,7 @@ kci_rootfs_base(const struct kci_guest *g, const char *cache_dir, char **out, st
 	(void)chmod(tmpdir, 0755);
 	if ((rc = populate_base(tmpdir, busybox, err)) < 0 ||
 	    (rc = tree_digest(tmpdir, hex, &bytes, &entries, err)) < 0 ||
-	    (rc = make_ext4(tmpdir, path, bytes, entries, err)) < 0)
+	    (rc = make_ext4(tmpdir, path, bytes, entries, &root_layout, err)) < 0)
 		goto out;
 	cache_prune_superseded(cache_dir, "base-", ".ext4", path);
 done:
