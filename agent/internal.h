@@ -2,6 +2,7 @@
 #ifndef KCI_AGENT_INTERNAL_H
 #define KCI_AGENT_INTERNAL_H
 
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -59,15 +60,23 @@ int mounts_late(struct kci_err *err);
 struct rootfs_disks {
 	char root[32];	  /* "/dev/vdX" */
 	char scratch[32]; /* "" when there is no scratch disk */
+	char work[32];	  /* the workspace disk, "" when there is none */
 };
 int rootfs_find(struct rootfs_disks *disks);
 int rootfs_switch(const struct rootfs_disks *disks, struct kci_err *err);
+int rootfs_mount_workspace(const struct rootfs_disks *disks, struct kci_err *err);
 
 /* modules.c */
-void modules_load(struct agent *a, const char *list_path);
+void modules_load(struct agent *a, const char *const *list_paths);
 
 /* net.c */
+struct net_config {
+	struct in_addr addr, netmask, gateway, dns;
+};
 int net_loopback_up(const char **what);
+int net_config_read(const char *cmdline, struct net_config *nc);
+int net_nic_up(const struct net_config *nc, const char **what);
+int net_write_resolv(const struct net_config *nc, struct kci_err *err);
 
 /* Resolves an image USER spec against the guest's /etc/passwd and /etc/group (home: PATH_MAX
  * buffer or NULL); -errno. */

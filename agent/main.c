@@ -11,7 +11,8 @@
 #include "common/version.h"
 #include "common/xalloc.h"
 
-#define MODULES_LIST "/etc/kci/modules"
+#define MODULES_LIST	 "/etc/kci/modules"
+#define MODULES_NET_LIST "/etc/kci/modules-net"
 
 static void
 send_hello(struct agent *a)
@@ -38,9 +39,11 @@ setup_root(struct agent *a)
 	struct kci_err err = KCI_ERR_INIT;
 	struct rootfs_disks disks;
 
-	if (rootfs_find(&disks) < 0)
+	if (rootfs_find(&disks) < 0) {
 		agent_log(a, "no disk with serial kci-root; staying in the initramfs");
-	else if (rootfs_switch(&disks, &err) < 0)
+		if (rootfs_mount_workspace(&disks, &err) < 0)
+			agent_fatal(a, "%s", err.msg);
+	} else if (rootfs_switch(&disks, &err) < 0)
 		agent_fatal(a, "root file system: %s", err.msg);
 	else if (!disks.scratch[0])
 		agent_log(a, "no disk with serial kci-scratch; writes go to RAM");
@@ -63,27 +66,53 @@ loopback_thread(void *arg)
 }
 
 /*
+ * Reads the host's network settings from the kernel command line: 1 with
+ * *nc filled for --net nat, 0 for no network, -errno if unreadable.
+ */
+static int
+net_wanted(struct net_config *nc)
+{
+	char cmdline[4096];
+	int rc = sysfs_read("/proc/cmdline", cmdline, sizeof(cmdline));
+
+	return rc < 0 ? rc : net_config_read(cmdline, nc);
+}
+
+/*
  * The boot contract of docs/protocol.md, in its order. Bringing up lo needs
  * nothing else, so it runs on its own thread meanwhile (it logs nothing
- * there: only the main thread writes to the port).
+ * there: only the main thread writes to the port). The NIC's modules load
+ * with the others, and only when the host gave the VM a network.
  */
 static void
 boot(struct agent *a)
 {
 	struct kci_err err = KCI_ERR_INIT;
 	struct loopback lo = { 0 };
+	struct net_config nc;
+	const char *net_what = "kci.net= on the kernel command line";
 	pthread_t thread;
-	int threaded;
+	int threaded, net, net_rc = 0;
 
 	if (mounts_early(&err) < 0)
 		agent_fatal(a, "%s", err.msg);
 	console_init();
 	threaded = pthread_create(&thread, NULL, loopback_thread, &lo) == 0;
-	modules_load(a, MODULES_LIST);
+	net = net_wanted(&nc);
+	const char *const lists[] = { MODULES_LIST, net > 0 ? MODULES_NET_LIST : NULL, NULL };
+	modules_load(a, lists);
+	/* A few ioctls: no disk I/O, so not worth a thread. */
+	if (net > 0)
+		net_rc = net_nic_up(&nc, &net_what);
 	if (port_open(&a->port, &err) < 0)
 		agent_fatal(a, "%s", err.msg);
 	send_hello(a);
+	/* The host asked for a network; a job without one would fail in confusing ways. */
+	if (net < 0 || net_rc < 0)
+		agent_fatal(a, "network: %s: %s", net_what, strerror(-(net < 0 ? net : net_rc)));
 	setup_root(a);
+	if (net > 0 && net_write_resolv(&nc, &err) < 0)
+		agent_fatal(a, "network: %s", err.msg);
 	if (threaded)
 		pthread_join(thread, NULL);
 	else

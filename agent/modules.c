@@ -1,4 +1,4 @@
-/* Loading the kernel modules the initramfs carries (virtio, block, console, overlay). */
+/* Loading the kernel modules the initramfs carries (virtio, block, console, overlay, NIC). */
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
@@ -63,27 +63,19 @@ load_level(struct module_job *jobs, size_t n, int level)
 	}
 }
 
-/*
- * Loads the modules named in list_path, one "LEVEL PATH" a line: kci computed
- * each module's depth in the dependency graph, so all of level N can load
- * together once levels below N are in. Failures are logged, not fatal, since
- * a module may be built into the kernel; a missing device shows up later with
- * a clearer message.
- */
-void
-modules_load(struct agent *a, const char *list_path)
+/* Appends the modules of one "LEVEL PATH" list to *jobs. */
+static void
+read_list(struct agent *a, const char *list_path, struct module_job **jobs, size_t *njobs,
+	  int *max_level)
 {
-	struct module_job *jobs = NULL;
-	size_t njobs = 0;
 	char *line = NULL;
 	size_t size = 0;
-	int max_level = 0;
 	ssize_t n;
 	FILE *f;
 
 	f = fopen(list_path, "re");
 	if (!f) {
-		agent_log(a, "%s: %s; loading no modules", list_path, strerror(errno));
+		agent_log(a, "%s: %s; loading no modules from it", list_path, strerror(errno));
 		return;
 	}
 	while ((n = getline(&line, &size, f)) >= 0) {
@@ -99,15 +91,34 @@ modules_load(struct agent *a, const char *list_path)
 			agent_log(a, "%s: bad line '%s'", list_path, line);
 			continue;
 		}
-		jobs = kci_xrealloc(jobs, (njobs + 1) * sizeof(*jobs));
-		jobs[njobs++] = (struct module_job){ .a = a,
-						     .path = kci_xstrdup(path + 1),
-						     .level = (int)level };
-		if (level > max_level)
-			max_level = (int)level;
+		*jobs = kci_xrealloc(*jobs, (*njobs + 1) * sizeof(**jobs));
+		(*jobs)[(*njobs)++] = (struct module_job){ .a = a,
+							   .path = kci_xstrdup(path + 1),
+							   .level = (int)level };
+		if (level > *max_level)
+			*max_level = (int)level;
 	}
 	free(line);
 	fclose(f);
+}
+
+/*
+ * Loads the modules named in the NULL-terminated list_paths, one "LEVEL
+ * PATH" a line: kci computed each module's depth in the dependency graph
+ * (over all the lists together), so all of level N can load together once
+ * levels below N are in. Failures are logged, not fatal, since a module may
+ * be built into the kernel; a missing device shows up later with a clearer
+ * message.
+ */
+void
+modules_load(struct agent *a, const char *const *list_paths)
+{
+	struct module_job *jobs = NULL;
+	size_t njobs = 0;
+	int max_level = 0;
+
+	for (size_t i = 0; list_paths[i]; i++)
+		read_list(a, list_paths[i], &jobs, &njobs, &max_level);
 	for (int level = 0; level <= max_level; level++)
 		load_level(jobs, njobs, level);
 	for (size_t i = 0; i < njobs; i++)

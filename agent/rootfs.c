@@ -1,4 +1,7 @@
-/* The job's root: image disk as overlay lower layer, scratch disk as upper; then switch root. */
+/*
+ * The job's root: image disk as overlay lower layer, scratch disk as upper;
+ * then switch root. The workspace disk, if any, is mounted at /workspace.
+ */
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
@@ -11,14 +14,19 @@
 
 #define ROOT_SERIAL    "kci-root"
 #define SCRATCH_SERIAL "kci-scratch"
+#define WORK_SERIAL    "kci-work"
 #define DISK_WAIT_MS   5000
 
 /* Mount points inside the initramfs; they vanish from view with the switch. */
 #define LOWER_DIR   "/kci/lower"
 #define SCRATCH_DIR "/kci/scratch"
 #define NEWROOT_DIR "/kci/root"
+#define WORK_DIR    "/kci/work"
 
-/* Scans /sys/block/vd* for both serials; KCI_NOTFOUND until the root disk is there. */
+/* Where jobs find the workspace, in whichever root they run. */
+#define WORKSPACE "/workspace"
+
+/* Scans /sys/block/vd* for the serials; KCI_NOTFOUND until the root disk is there. */
 static int
 probe_disks(void *ctx)
 {
@@ -27,7 +35,7 @@ probe_disks(void *ctx)
 	struct dirent *de;
 	DIR *dir;
 
-	disks->root[0] = disks->scratch[0] = '\0';
+	disks->root[0] = disks->scratch[0] = disks->work[0] = '\0';
 	dir = opendir("/sys/block");
 	if (!dir)
 		return KCI_NOTFOUND;
@@ -41,6 +49,8 @@ probe_disks(void *ctx)
 			snprintf(disks->root, sizeof(disks->root), "/dev/%.16s", de->d_name);
 		else if (strcmp(serial, SCRATCH_SERIAL) == 0)
 			snprintf(disks->scratch, sizeof(disks->scratch), "/dev/%.16s", de->d_name);
+		else if (strcmp(serial, WORK_SERIAL) == 0)
+			snprintf(disks->work, sizeof(disks->work), "/dev/%.16s", de->d_name);
 	}
 	closedir(dir);
 	return disks->root[0] ? 0 : KCI_NOTFOUND;
@@ -49,8 +59,8 @@ probe_disks(void *ctx)
 /*
  * Finds the disks by their virtio serials, waiting a little for the driver.
  * Returns 0, or KCI_NOTFOUND when there is no root disk (a debugging boot).
- * Both disks come from the same driver probe, so once the root disk is
- * visible a scratch disk that is not is absent.
+ * All disks come from the same driver probe, so once the root disk is
+ * visible a scratch or workspace disk that is not is absent.
  */
 int
 rootfs_find(struct rootfs_disks *disks)
@@ -58,49 +68,81 @@ rootfs_find(struct rootfs_disks *disks)
 	return sysfs_wait(probe_disks, disks, DISK_WAIT_MS);
 }
 
-struct scratch_mount {
-	const struct rootfs_disks *disks;
+/* One disk mounted on a thread of its own while the main thread mounts the root disk. */
+struct disk_mount {
+	const char *dev; /* "" for none */
+	const char *target;
+	const char *tmpfs_opts; /* without a disk: a tmpfs with these options, or nothing */
 	struct kci_err err;
 	int rc;
+	pthread_t thread;
+	int threaded;
 };
 
 static void *
-mount_scratch(void *arg)
+mount_disk(void *arg)
 {
-	struct scratch_mount *m = arg;
+	struct disk_mount *m = arg;
 
-	if (m->disks->scratch[0])
-		m->rc = mount_at(m->disks->scratch, SCRATCH_DIR, "ext4", MS_NOATIME, NULL, &m->err);
-	else
-		m->rc = mount_at("scratch", SCRATCH_DIR, "tmpfs", 0, "mode=0755", &m->err);
+	if (m->dev[0])
+		m->rc = mount_at(m->dev, m->target, "ext4", MS_NOATIME, NULL, &m->err);
+	else if (m->tmpfs_opts)
+		m->rc = mount_at("scratch", m->target, "tmpfs", 0, m->tmpfs_opts, &m->err);
 	return NULL;
 }
 
+static void
+disk_mount_start(struct disk_mount *m)
+{
+	m->threaded = pthread_create(&m->thread, NULL, mount_disk, m) == 0;
+	if (!m->threaded)
+		mount_disk(m);
+}
+
+/* Waits for the mount; on failure its message, prefixed with what, goes to err. */
+static int
+disk_mount_join(struct disk_mount *m, const char *what, int report, struct kci_err *err)
+{
+	if (m->threaded)
+		pthread_join(m->thread, NULL);
+	m->threaded = 0;
+	if (m->rc < 0 && report) {
+		*err = m->err;
+		return kci_err_prefix(err, "%s", what);
+	}
+	return m->rc;
+}
+
 /*
- * Mounts lower, upper and the overlay of the two at NEWROOT_DIR. The two
- * disks mount concurrently: each ext4 mount is tens of milliseconds of
- * emulated I/O under TCG, and every job waits for them.
+ * Mounts lower, upper and the overlay of the two at NEWROOT_DIR, and the
+ * workspace at WORK_DIR. The disks mount concurrently: each ext4 mount is
+ * tens of milliseconds of emulated I/O under TCG, and every job waits for
+ * them.
  */
 static int
 mount_overlay(const struct rootfs_disks *disks, struct kci_err *err)
 {
-	struct scratch_mount scratch = { .disks = disks, .err = KCI_ERR_INIT };
-	pthread_t thread;
-	int threaded, rc;
+	struct disk_mount scratch = { .dev = disks->scratch,
+				      .target = SCRATCH_DIR,
+				      .tmpfs_opts = "mode=0755",
+				      .err = KCI_ERR_INIT };
+	struct disk_mount work = { .dev = disks->work, .target = WORK_DIR, .err = KCI_ERR_INIT };
+	int rc;
 	char opts[256];
 
-	threaded = pthread_create(&thread, NULL, mount_scratch, &scratch) == 0;
-	if (!threaded)
-		mount_scratch(&scratch);
+	disk_mount_start(&scratch);
+	if (disks->work[0])
+		disk_mount_start(&work);
+	/* Both threads are joined whatever fails; the first failure is the one reported. */
 	rc = mount_at(disks->root, LOWER_DIR, "ext4", MS_RDONLY, NULL, err);
-	if (threaded)
-		pthread_join(thread, NULL);
 	if (rc < 0)
-		return kci_err_prefix(err, "root disk");
-	if (scratch.rc < 0) {
-		*err = scratch.err;
-		return kci_err_prefix(err, "scratch disk");
-	}
+		kci_err_prefix(err, "root disk");
+	if (disk_mount_join(&scratch, "scratch disk", rc == 0, err) < 0 && rc == 0)
+		rc = scratch.rc;
+	if (disk_mount_join(&work, "workspace disk", rc == 0, err) < 0 && rc == 0)
+		rc = work.rc;
+	if (rc < 0)
+		return rc;
 	if ((rc = mkdir_p(SCRATCH_DIR "/upper", 0755)) < 0 ||
 	    (rc = mkdir_p(SCRATCH_DIR "/work", 0755)) < 0)
 		return kci_err_sys(err, -rc, "create overlay dirs in %s", SCRATCH_DIR);
@@ -125,6 +167,10 @@ rootfs_switch(const struct rootfs_disks *disks, struct kci_err *err)
 
 	if ((rc = mount_overlay(disks, err)) < 0)
 		return rc;
+	/* The mount point is made on the overlay: an image need not have one. */
+	if (disks->work[0] &&
+	    (rc = mount_at(WORK_DIR, NEWROOT_DIR WORKSPACE, NULL, MS_MOVE, NULL, err)) < 0)
+		return kci_err_prefix(err, "workspace disk");
 	for (size_t i = 0; i < sizeof(moved) / sizeof(moved[0]); i++) {
 		snprintf(target, sizeof(target), NEWROOT_DIR "%s", moved[i]);
 		if ((rc = mount_at(moved[i], target, NULL, MS_MOVE, NULL, err)) < 0)
@@ -138,5 +184,16 @@ rootfs_switch(const struct rootfs_disks *disks, struct kci_err *err)
 		return kci_err_sys(err, errno, "chroot into the new root");
 	if (chdir("/") < 0)
 		return kci_err_sys(err, errno, "chdir / in the new root");
+	return 0;
+}
+
+/* Without a root disk (staying in the initramfs), the workspace is mounted where it is. */
+int
+rootfs_mount_workspace(const struct rootfs_disks *disks, struct kci_err *err)
+{
+	if (!disks->work[0])
+		return 0;
+	if (mount_at(disks->work, WORKSPACE, "ext4", MS_NOATIME, NULL, err) < 0)
+		return kci_err_prefix(err, "workspace disk");
 	return 0;
 }

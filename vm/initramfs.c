@@ -1,6 +1,7 @@
 /*
  * Builds the guest initramfs with libarchive (newc cpio): the agent as /init,
- * the kernel modules it loads, and nothing else. Cached by content digest.
+ * the kernel modules it loads (the NIC's in a list of their own, loaded only
+ * with a network), and nothing else. Cached by content digest.
  */
 #include <archive.h>
 #include <archive_entry.h>
@@ -19,7 +20,7 @@
 #include "vm/internal.h"
 
 /* Bump when the layout of the initramfs changes, so old caches are not reused. */
-#define INITRAMFS_RECIPE "kci-initramfs-v2"
+#define INITRAMFS_RECIPE "kci-initramfs-v3"
 
 struct cpio {
 	struct archive *a;
@@ -127,7 +128,8 @@ out:
 
 /* The modules to carry, in load order, as paths relative to the modules dir. */
 static int
-guest_module_list(const struct kci_guest *g, char ***out, int **levels, struct kci_err *err)
+guest_module_list(const struct kci_guest *g, const char *const *wanted, char ***out, int **levels,
+		  struct kci_err *err)
 {
 	char *dep_path, *text = NULL;
 	int rc;
@@ -141,29 +143,65 @@ guest_module_list(const struct kci_guest *g, char ***out, int **levels, struct k
 	free(dep_path);
 	if (rc < 0)
 		return kci_err_prefix(err, "guest kernel bundle");
-	rc = modules_resolve(text, vm_guest_modules, out, levels, err);
+	rc = modules_resolve(text, wanted, out, levels, err);
 	free(text);
 	return rc;
 }
 
+/*
+ * Drops from the NIC's module list those the base list loads anyway
+ * (virtio, virtio_ring): the agent loads the rest only when the VM has a
+ * network. Levels keep their order; a gap between them costs nothing.
+ */
+static void
+drop_base_modules(char **net, int *levels, char **base)
+{
+	size_t w = 0;
+
+	for (size_t i = 0; net && net[i]; i++) {
+		int dup = 0;
+		for (size_t j = 0; base && base[j]; j++)
+			dup |= strcmp(net[i], base[j]) == 0;
+		if (dup) {
+			free(net[i]);
+			continue;
+		}
+		net[w] = net[i];
+		levels[w++] = levels[i];
+	}
+	if (net)
+		net[w] = NULL;
+}
+
+static int
+hash_modules(struct kci_sha256 *h, const struct kci_guest *g, char **mods, struct kci_err *err)
+{
+	for (size_t i = 0; mods && mods[i]; i++) {
+		char *src = kci_xasprintf("%s/modules/%s", kci_guest_dir(g), mods[i]);
+		int rc = kci_sha256_update_file(h, src, err);
+		free(src);
+		if (rc < 0)
+			return rc;
+		kci_sha256_update(h, mods[i], strlen(mods[i]) + 1);
+	}
+	return 0;
+}
+
 static char *
-cache_key(const char *agent, const struct kci_guest *g, char **mods, struct kci_err *err)
+cache_key(const char *agent, const struct kci_guest *g, char **mods, char **net_mods,
+	  struct kci_err *err)
 {
 	struct kci_sha256 *h = kci_sha256_new();
 	char hex[65];
 
 	kci_sha256_update(h, INITRAMFS_RECIPE, sizeof(INITRAMFS_RECIPE));
 	kci_sha256_update(h, kci_guest_release(g), strlen(kci_guest_release(g)) + 1);
-	if (kci_sha256_update_file(h, agent, err) < 0)
+	if (kci_sha256_update_file(h, agent, err) < 0 || hash_modules(h, g, mods, err) < 0)
 		goto fail;
-	for (size_t i = 0; mods && mods[i]; i++) {
-		char *src = kci_xasprintf("%s/modules/%s", kci_guest_dir(g), mods[i]);
-		int rc = kci_sha256_update_file(h, src, err);
-		free(src);
-		if (rc < 0)
-			goto fail;
-		kci_sha256_update(h, mods[i], strlen(mods[i]) + 1);
-	}
+	/* A separator, so moving a module between the two lists changes the key. */
+	kci_sha256_update(h, "net", 4);
+	if (hash_modules(h, g, net_mods, err) < 0)
+		goto fail;
 	kci_sha256_hex(h, hex);
 	return kci_xasprintf("%.20s", hex);
 fail:
@@ -171,12 +209,35 @@ fail:
 	return NULL;
 }
 
+/* Adds modules to the archive and returns their "LEVEL PATH" list for the agent. */
+static int
+cpio_modules(struct cpio *c, const struct kci_guest *g, char **mods, int *levels, char **list,
+	     struct kci_err *err)
+{
+	int rc = 0;
+
+	*list = kci_xstrdup("");
+	for (size_t i = 0; mods && mods[i] && rc == 0; i++) {
+		char *src = kci_xasprintf("%s/modules/%s", kci_guest_dir(g), mods[i]);
+		char *dst = kci_xasprintf("lib/modules/%s/%s", kci_guest_release(g), mods[i]);
+		/* "LEVEL PATH": the agent loads one level's modules in parallel. */
+		char *grown = kci_xasprintf("%s%d /%s\n", *list, levels[i], dst);
+
+		free(*list);
+		*list = grown;
+		rc = cpio_file(c, dst, 0644, src, err);
+		free(src);
+		free(dst);
+	}
+	return rc;
+}
+
 static int
 write_archive(int fd, const char *agent, const struct kci_guest *g, char **mods, int *levels,
-	      struct kci_err *err)
+	      char **net_mods, int *net_levels, struct kci_err *err)
 {
 	struct cpio c = { .a = archive_write_new() };
-	char *list = kci_xstrdup("");
+	char *list = NULL, *net_list = NULL;
 	int rc;
 
 	if (archive_write_set_format_cpio_newc(c.a) != ARCHIVE_OK ||
@@ -189,20 +250,12 @@ write_archive(int fd, const char *agent, const struct kci_guest *g, char **mods,
 	    (rc = cpio_header(&c, "dev/console", AE_IFCHR, 0600, 0, 5, 1, err)) < 0 ||
 	    (rc = cpio_file(&c, "init", 0755, agent, err)) < 0)
 		goto out;
-	for (size_t i = 0; mods && mods[i] && rc == 0; i++) {
-		char *src = kci_xasprintf("%s/modules/%s", kci_guest_dir(g), mods[i]);
-		char *dst = kci_xasprintf("lib/modules/%s/%s", kci_guest_release(g), mods[i]);
-		/* "LEVEL PATH": the agent loads one level's modules in parallel. */
-		char *grown = kci_xasprintf("%s%d /%s\n", list, levels[i], dst);
-
-		free(list);
-		list = grown;
-		rc = cpio_file(&c, dst, 0644, src, err);
-		free(src);
-		free(dst);
-	}
+	if ((rc = cpio_modules(&c, g, mods, levels, &list, err)) < 0 ||
+	    (rc = cpio_modules(&c, g, net_mods, net_levels, &net_list, err)) < 0)
+		goto out;
+	rc = cpio_bytes(&c, "etc/kci/modules", 0644, list, strlen(list), err);
 	if (rc == 0)
-		rc = cpio_bytes(&c, "etc/kci/modules", 0644, list, strlen(list), err);
+		rc = cpio_bytes(&c, "etc/kci/modules-net", 0644, net_list, strlen(net_list), err);
 	if (rc == 0 && archive_write_close(c.a) != ARCHIVE_OK)
 		rc = cpio_fail(&c, "close", err);
 out:
@@ -211,6 +264,7 @@ out:
 		free(c.dirs[i]);
 	free(c.dirs);
 	free(list);
+	free(net_list);
 	return rc;
 }
 
@@ -218,14 +272,16 @@ int
 kci_initramfs_get(const struct kci_guest *g, const char *agent, const char *cache_dir, char **out,
 		  struct kci_err *err)
 {
-	char **mods = NULL;
-	int *levels = NULL;
+	char **mods = NULL, **net_mods = NULL;
+	int *levels = NULL, *net_levels = NULL;
 	char *key = NULL, *path = NULL, *tmp = NULL;
 	int fd = -1, rc;
 
-	if ((rc = guest_module_list(g, &mods, &levels, err)) < 0)
-		return rc;
-	if (!(key = cache_key(agent, g, mods, err))) {
+	if ((rc = guest_module_list(g, vm_guest_modules, &mods, &levels, err)) < 0 ||
+	    (rc = guest_module_list(g, vm_guest_net_modules, &net_mods, &net_levels, err)) < 0)
+		goto out;
+	drop_base_modules(net_mods, net_levels, mods);
+	if (!(key = cache_key(agent, g, mods, net_mods, err))) {
 		rc = err->code ? err->code : KCI_ERROR;
 		goto out;
 	}
@@ -238,7 +294,7 @@ kci_initramfs_get(const struct kci_guest *g, const char *agent, const char *cach
 		rc = fd;
 		goto out;
 	}
-	if ((rc = write_archive(fd, agent, g, mods, levels, err)) < 0) {
+	if ((rc = write_archive(fd, agent, g, mods, levels, net_mods, net_levels, err)) < 0) {
 		close(fd);
 		unlink(tmp);
 		goto out;
@@ -253,6 +309,8 @@ done:
 out:
 	kci_strv_free(mods);
 	free(levels);
+	kci_strv_free(net_mods);
+	free(net_levels);
 	free(key);
 	free(path);
 	free(tmp);

@@ -3,6 +3,7 @@
 #define KCI_VM_INTERNAL_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "common/err.h"
 #include "vm/vm.h"
@@ -24,14 +25,42 @@ int modules_resolve(const char *dep_text, const char *const *wanted, char ***out
 /* The QEMU command line for a VM; fds are the numbers QEMU will see. */
 struct qemu_cmd {
 	const char *qemu, *kernel, *initrd, *rootfs, *scratch;
+	const char *workspace; /* writable disk with serial kci-work, or NULL */
+	const char *net;       /* the guest's addressing (VM_NET_ADDRESSING) with a NIC, or NULL */
 	enum kci_accel accel;
 	unsigned cpus;
 	unsigned long long memory_mib;
 	unsigned tsc_khz;
 	int console_fd, agent_fd, qmp_fd;
+	int net_fd; /* the NIC's stream socket to passt, with net */
 };
 /* Returns a NULL-terminated malloc'd argv (free with kci_strv_free). */
 char **qemu_argv(const struct qemu_cmd *c);
+
+/*
+ * Guest addressing under NAT, on the kernel command line as kci.net=: the
+ * guest's address/prefix, its gateway, and the DNS address passt forwards to
+ * the host's resolver. Fixed, like QEMU's user networking: every VM has its
+ * own passt, so VMs never see each other.
+ */
+#define VM_NET_ADDR	  "10.0.2.15"
+#define VM_NET_PREFIX	  "24"
+#define VM_NET_GATEWAY	  "10.0.2.2"
+#define VM_NET_DNS	  "10.0.2.3"
+#define VM_NET_ADDRESSING VM_NET_ADDR "/" VM_NET_PREFIX "," VM_NET_GATEWAY "," VM_NET_DNS
+
+/* Modules for the guest NIC, carried in the initramfs but loaded only with kci.net=. */
+extern const char *const vm_guest_net_modules[];
+
+/*
+ * Starts passt (the user-mode network stack) in the foreground on tap_fd,
+ * one end of a socketpair whose other end becomes QEMU's NIC; passt exits
+ * when that end closes. Its output goes to log_fd (-1 = /dev/null).
+ * *pid is its pid; stop it with passt_stop().
+ */
+int passt_start(int tap_fd, int log_fd, pid_t *pid, struct kci_err *err);
+/* Kills and reaps passt; a pid of 0 is a no-op. */
+void passt_stop(pid_t pid);
 
 /* Accelerator choice from /proc/cpuinfo text and whether /dev/kvm opened. */
 enum kci_accel accel_auto(const char *cpuinfo, int kvm_ok, char *why, size_t whylen);

@@ -1,8 +1,9 @@
 /*
  * Launching QEMU and tearing it down. Every VM has a private runtime dir
- * (0700) holding its QMP socket, scratch disk and lock; kci_vm_free() removes
- * it on every path, and kci_vm_sweep_stale() removes those of dead kci
- * processes. QEMU gets PR_SET_PDEATHSIG so it never outlives kci.
+ * (0700) holding its QMP socket, scratch and workspace disks and lock;
+ * kci_vm_free() removes it on every path, and kci_vm_sweep_stale() removes
+ * those of dead kci processes. QEMU gets PR_SET_PDEATHSIG so it never
+ * outlives kci, and passt (--net nat) exits when QEMU's end of its socket closes.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -30,7 +31,7 @@
 #include "vm/vmpriv.h"
 
 /* The fd numbers QEMU sees for its inherited sockets. */
-enum { CHILD_CONSOLE_FD = 3, CHILD_AGENT_FD = 4, CHILD_QMP_FD = 5 };
+enum { CHILD_CONSOLE_FD = 3, CHILD_AGENT_FD = 4, CHILD_QMP_FD = 5, CHILD_NET_FD = 6 };
 
 int64_t
 vm_now_ms(void)
@@ -219,6 +220,44 @@ make_scratch(struct kci_vm *vm, const char *cache_dir, uint64_t mib, char **out,
 	return 0;
 }
 
+/* The VM's own copy of the workspace template, which stays untouched for the next VM. */
+static int
+make_workspace(struct kci_vm *vm, const char *template, char **out, struct kci_err *err)
+{
+	char *path = kci_xasprintf("%s/workspace.ext4", vm->dir);
+	int rc = copy_sparse(template, path, err);
+
+	if (rc < 0) {
+		free(path);
+		return kci_err_prefix(err, "workspace disk");
+	}
+	*out = path;
+	return 0;
+}
+
+/*
+ * Starts passt on one end of a socketpair; *qemu_end gets the other, for
+ * QEMU's NIC. Once QEMU holds it kci must close its copy: passt exits when
+ * the last holder of that end is gone.
+ */
+static int
+start_net(struct kci_vm *vm, int log_fd, int *qemu_end, struct kci_err *err)
+{
+	int sv[2];
+	int rc;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return kci_err_sys(err, errno, "socketpair");
+	rc = passt_start(sv[0], log_fd, &vm->passt_pid, err);
+	close(sv[0]);
+	if (rc < 0) {
+		close(sv[1]);
+		return rc;
+	}
+	*qemu_end = sv[1];
+	return 0;
+}
+
 /* A listening QMP socket created by us (so it exists, 0600, before QEMU runs). */
 static int
 make_qmp(struct kci_vm *vm, struct kci_err *err)
@@ -243,8 +282,8 @@ make_qmp(struct kci_vm *vm, struct kci_err *err)
 }
 
 /* In the child: put the inherited sockets at fixed numbers and exec QEMU. */
-static void __attribute__((noreturn))
-exec_qemu(char **argv, int console, int agent, int qmp, int errfd, int report, pid_t parent)
+static void __attribute__((noreturn)) exec_qemu(char **argv, int console, int agent, int qmp,
+						int net, int errfd, int report, pid_t parent)
 {
 	int devnull = open("/dev/null", O_RDONLY);
 	int e;
@@ -264,10 +303,12 @@ exec_qemu(char **argv, int console, int agent, int qmp, int errfd, int report, p
 	agent = fcntl(agent, F_DUPFD, 10);
 	qmp = fcntl(qmp, F_DUPFD, 10);
 	errfd = fcntl(errfd, F_DUPFD, 10);
+	if (net >= 0 && (net = fcntl(net, F_DUPFD, 10)) < 0)
+		goto fail;
 	if (devnull < 0 || console < 0 || agent < 0 || qmp < 0 || errfd < 0 ||
 	    dup2(devnull, 0) < 0 || dup2(errfd, 1) < 0 || dup2(errfd, 2) < 0 ||
 	    dup2(console, CHILD_CONSOLE_FD) < 0 || dup2(agent, CHILD_AGENT_FD) < 0 ||
-	    dup2(qmp, CHILD_QMP_FD) < 0)
+	    dup2(qmp, CHILD_QMP_FD) < 0 || (net >= 0 && dup2(net, CHILD_NET_FD) < 0))
 		goto fail;
 	execvp(argv[0], argv);
 fail:
@@ -277,7 +318,7 @@ fail:
 }
 
 static int
-spawn(struct kci_vm *vm, char **argv, int console, int agent, int qmp, struct kci_err *err)
+spawn(struct kci_vm *vm, char **argv, int console, int agent, int qmp, int net, struct kci_err *err)
 {
 	int errpipe[2] = { -1, -1 }, report[2] = { -1, -1 }, e = 0, rc = 0;
 	pid_t parent = getpid();
@@ -294,7 +335,7 @@ spawn(struct kci_vm *vm, char **argv, int console, int agent, int qmp, struct kc
 		goto out;
 	}
 	if (vm->pid == 0)
-		exec_qemu(argv, console, agent, qmp, errpipe[1], report[1], parent);
+		exec_qemu(argv, console, agent, qmp, net, errpipe[1], report[1], parent);
 	close(report[1]);
 	report[1] = -1;
 	while ((n = read(report[0], &e, sizeof(e))) < 0 && errno == EINTR)
@@ -326,8 +367,8 @@ int
 kci_vm_start(struct kci_vm **out, const struct kci_vm_opts *o, struct kci_err *err)
 {
 	struct kci_vm *vm = kci_xcalloc(1, sizeof(*vm));
-	int con[2] = { -1, -1 }, agent[2] = { -1, -1 }, qmp = -1, rc;
-	char *scratch = NULL;
+	int con[2] = { -1, -1 }, agent[2] = { -1, -1 }, qmp = -1, net = -1, rc;
+	char *scratch = NULL, *workspace = NULL;
 	char **argv = NULL;
 
 	vm->pidfd = vm->agent_fd = vm->console_fd = vm->stderr_fd = vm->lock_fd = -1;
@@ -340,6 +381,14 @@ kci_vm_start(struct kci_vm **out, const struct kci_vm_opts *o, struct kci_err *e
 		goto fail;
 	if (o->scratch_mib &&
 	    (rc = make_scratch(vm, o->cache_dir, o->scratch_mib, &scratch, err)) < 0)
+		goto fail;
+	if (o->workspace && (rc = make_workspace(vm, o->workspace, &workspace, err)) < 0)
+		goto fail;
+	if (o->network != KCI_VM_NET_NONE && o->network != KCI_VM_NET_NAT) {
+		rc = kci_err_set(err, KCI_INVALID, "unknown network mode %d", o->network);
+		goto fail;
+	}
+	if (o->network == KCI_VM_NET_NAT && (rc = start_net(vm, o->console_fd, &net, err)) < 0)
 		goto fail;
 	if ((qmp = make_qmp(vm, err)) < 0) {
 		rc = qmp;
@@ -356,6 +405,8 @@ kci_vm_start(struct kci_vm **out, const struct kci_vm_opts *o, struct kci_err *e
 		.initrd = o->initrd,
 		.rootfs = o->rootfs,
 		.scratch = scratch,
+		.workspace = workspace,
+		.net = net >= 0 ? VM_NET_ADDRESSING : NULL,
 		.accel = o->accel,
 		.cpus = o->cpus,
 		.memory_mib = o->memory_mib,
@@ -363,6 +414,7 @@ kci_vm_start(struct kci_vm **out, const struct kci_vm_opts *o, struct kci_err *e
 		.console_fd = CHILD_CONSOLE_FD,
 		.agent_fd = CHILD_AGENT_FD,
 		.qmp_fd = CHILD_QMP_FD,
+		.net_fd = CHILD_NET_FD,
 	};
 	argv = qemu_argv(&cmd);
 	if (o->console_fd >= 0) {
@@ -370,7 +422,7 @@ kci_vm_start(struct kci_vm **out, const struct kci_vm_opts *o, struct kci_err *e
 			dprintf(o->console_fd, "%s%s", i ? " " : "kci: debug: ", argv[i]);
 		dprintf(o->console_fd, "\n");
 	}
-	if ((rc = spawn(vm, argv, con[1], agent[1], qmp, err)) < 0)
+	if ((rc = spawn(vm, argv, con[1], agent[1], qmp, net, err)) < 0)
 		goto fail;
 	vm->console_fd = con[0];
 	vm->agent_fd = agent[0];
@@ -389,8 +441,11 @@ fail:
 	}
 	if (qmp >= 0)
 		close(qmp);
+	if (net >= 0)
+		close(net);
 	kci_strv_free(argv);
 	free(scratch);
+	free(workspace);
 	kci_vm_free(vm);
 	return rc;
 }
@@ -465,6 +520,8 @@ kci_vm_free(struct kci_vm *vm)
 		kill(vm->pid, SIGKILL);
 		vm_reap(vm, 1);
 	}
+	passt_stop(vm->passt_pid);
+	vm->passt_pid = 0;
 	int fds[] = { vm->pidfd, vm->agent_fd, vm->console_fd, vm->stderr_fd };
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (fds[i] >= 0)

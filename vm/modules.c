@@ -10,6 +10,11 @@ const char *const vm_guest_modules[] = {
 	"virtio_mmio", "virtio_console", "virtio_blk", "virtio_rng", "overlay", NULL,
 };
 
+const char *const vm_guest_net_modules[] = {
+	"virtio_net",
+	NULL,
+};
+
 /* One line of modules.dep: "path: dep dep ...". */
 struct dep_line {
 	char *path;

@@ -30,7 +30,7 @@ char **
 qemu_argv(const struct qemu_cmd *c)
 {
 	struct argv_buf a = { 0 };
-	char tsc[64] = "";
+	char tsc[64] = "", net[96] = "";
 
 	add(&a, kci_xstrdup(c->qemu ? c->qemu : "qemu-system-x86_64"));
 	/*
@@ -75,6 +75,22 @@ qemu_argv(const struct qemu_cmd *c)
 		add2(&a, "-device",
 		     kci_xstrdup("virtio-blk-device,drive=scratch,serial=kci-scratch"));
 	}
+	if (c->workspace) {
+		add2(&a, "-drive",
+		     kci_xasprintf("if=none,id=work,file=%s,format=raw,discard=unmap",
+				   c->workspace));
+		add2(&a, "-device", kci_xstrdup("virtio-blk-device,drive=work,serial=kci-work"));
+	}
+	/*
+	 * The NIC's backend is a socket passt already holds the other end of,
+	 * so there is no socket path to race for and nothing to clean up.
+	 */
+	if (c->net) {
+		add2(&a, "-netdev",
+		     kci_xasprintf("stream,id=net0,server=off,addr.type=fd,addr.str=%d",
+				   c->net_fd));
+		add2(&a, "-device", kci_xstrdup("virtio-net-device,netdev=net0"));
+	}
 	add2(&a, "-kernel", kci_xstrdup(c->kernel));
 	add2(&a, "-initrd", kci_xstrdup(c->initrd));
 	/*
@@ -83,7 +99,11 @@ qemu_argv(const struct qemu_cmd *c)
 	 */
 	if (c->accel == KCI_ACCEL_TCG && c->tsc_khz)
 		snprintf(tsc, sizeof(tsc), " tsc_early_khz=%u tsc=reliable", c->tsc_khz);
+	/* The agent configures eth0 from this; without it the guest has only lo. */
+	if (c->net)
+		snprintf(net, sizeof(net), " kci.net=%s", c->net);
 	add2(&a, "-append",
-	     kci_xasprintf("console=ttyS0 quiet panic=-1 reboot=t i8042.noaux i8042.nokbd%s", tsc));
+	     kci_xasprintf("console=ttyS0 quiet panic=-1 reboot=t i8042.noaux i8042.nokbd%s%s", tsc,
+			   net));
 	return a.v;
 }

@@ -9,13 +9,14 @@
 #include "vm/internal.h"
 
 struct kci_vm {
-	pid_t pid;	/* QEMU; 0 once reaped */
-	int pidfd;	/* readable when QEMU exits */
-	int status;	/* QEMU's wait status once reaped */
-	int agent_fd;	/* our end of the virtio-serial socketpair (non-blocking) */
-	int console_fd; /* our end of the serial console socketpair (non-blocking) */
-	int stderr_fd;	/* QEMU's stderr (non-blocking pipe) */
-	int lock_fd;	/* flock held while the VM lives; see kci_vm_sweep_stale() */
+	pid_t pid;	 /* QEMU; 0 once reaped */
+	pid_t passt_pid; /* passt with --net nat; 0 without, or once reaped */
+	int pidfd;	 /* readable when QEMU exits */
+	int status;	 /* QEMU's wait status once reaped */
+	int agent_fd;	 /* our end of the virtio-serial socketpair (non-blocking) */
+	int console_fd;	 /* our end of the serial console socketpair (non-blocking) */
+	int stderr_fd;	 /* QEMU's stderr (non-blocking pipe) */
+	int lock_fd;	 /* flock held while the VM lives; see kci_vm_sweep_stale() */
 	int console_copy_fd;
 	char *dir; /* private runtime dir (0700) */
 	char *qmp_path;
