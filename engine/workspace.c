@@ -1,0 +1,925 @@
+/* Stages what jobs see at /workspace: the working tree as it is now, or a clean checkout. */
+#include "engine/engine.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <git2.h>
+
+#include "common/fs.h"
+#include "common/xalloc.h"
+
+#define KCI_DIR	     ".kci" /* kci's output directory at the root: never staged */
+#define WALK_MAX     256    /* directory nesting the tree walkers follow before giving up */
+#define GITLINK_MODE 0160000
+
+/*
+ * libgit2 keeps process-wide state (allocator, per-thread error slots) that must
+ * exist before the first call from any thread. It is set up once and never torn
+ * down: another engine thread may still be using it.
+ */
+static pthread_once_t libgit2_once = PTHREAD_ONCE_INIT;
+
+static void
+libgit2_init(void)
+{
+	git_libgit2_init();
+}
+
+/* kci_err_set() with libgit2's last error appended: "what: why". */
+static int __attribute__((format(printf, 3, 4)))
+git_err(struct kci_err *err, int code, const char *fmt, ...)
+{
+	const git_error *e = git_error_last();
+	char what[KCI_ERR_MAX / 2];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	return kci_err_set(err, code, "%s: %s", what,
+			   e && e->message ? e->message : "unknown libgit2 error");
+}
+
+/* A path that stopped existing (or became a symlink) while we copied: skipped, not an error. */
+static int
+vanished(int e)
+{
+	return e == ENOENT || e == ENOTDIR || e == ELOOP;
+}
+
+static int
+is_kci_dir(const char *rel)
+{
+	size_t n = strlen(KCI_DIR);
+
+	return strncmp(rel, KCI_DIR, n) == 0 && (rel[n] == '\0' || rel[n] == '/');
+}
+
+/* 1 if rel is `prefix` or below it. */
+static int
+is_under(const char *rel, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	return strncmp(rel, prefix, n) == 0 && (rel[n] == '\0' || rel[n] == '/');
+}
+
+/*
+ * Index paths come from a file anyone could have crafted: only plain relative
+ * names pass, none of whose components is empty, ".", ".." or ".git".
+ */
+static int
+path_is_safe(const char *rel)
+{
+	const char *p = rel;
+
+	if (!*p || *p == '/' || rel[strlen(rel) - 1] == '/')
+		return 0;
+	for (;;) {
+		size_t n = strcspn(p, "/");
+
+		if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.') ||
+		    (n == 4 && strncasecmp(p, ".git", 4) == 0))
+			return 0;
+		if (p[n] == '\0')
+			return 1;
+		p += n + 1;
+	}
+}
+
+/* ---- copying one entry, never following a symlink ---- */
+
+static int
+copy_data(int in, int out, off_t size, const char *shown, struct kci_err *err)
+{
+	size_t cap = 128 * 1024;
+	off_t copied = 0;
+	char *buf = NULL;
+	ssize_t n;
+	int rc = 0;
+
+	/* copy_file_range shares extents where the file system can; anything else falls back. */
+	for (;;) {
+		n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
+		/* Stopping at the size fstat saw saves a call per file; the copy is a snapshot. */
+		if (n > 0 && (copied += n) >= size)
+			return 0;
+		if (n > 0)
+			continue;
+		if (n == 0 && (copied > 0 || size == 0))
+			return 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno != EXDEV && errno != ENOSYS && errno != EINVAL &&
+		    errno != EOPNOTSUPP && errno != EBADF)
+			return kci_err_sys(err, errno, "copy %s", shown);
+		break; /* unsupported here, or it claims EOF on a non-empty file: read/write */
+	}
+	buf = kci_xmalloc(cap);
+	for (;;) {
+		n = read(in, buf, cap);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = kci_err_sys(err, errno, "read %s", shown);
+			break;
+		}
+		if (n == 0)
+			break;
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(out, buf + off, (size_t)(n - off));
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0) {
+				rc = kci_err_sys(err, errno, "write %s", shown);
+				goto out;
+			}
+			off += w;
+		}
+	}
+out:
+	free(buf);
+	return rc;
+}
+
+/* Git records only the exec bit; the staged tree gets git's two modes. */
+static int
+copy_regular(int sfd, int dfd, const char *name, const char *shown, struct kci_err *err)
+{
+	struct stat sb;
+	int in = -1, out = -1, rc = 0;
+
+	/* O_NONBLOCK: if a FIFO replaced the file since lstat, opening it must not hang. */
+	in = openat(sfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (in < 0)
+		return vanished(errno) ? 1 : kci_err_sys(err, errno, "open %s", shown);
+	if (fstat(in, &sb) < 0) {
+		rc = kci_err_sys(err, errno, "stat %s", shown);
+		goto out;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		rc = 1;
+		goto out;
+	}
+	out = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (out < 0) {
+		rc = kci_err_sys(err, errno, "create %s", shown);
+		goto out;
+	}
+	if ((rc = copy_data(in, out, sb.st_size, shown, err)) < 0)
+		goto out;
+	if (fchmod(out, (sb.st_mode & S_IXUSR) ? 0755 : 0644) < 0)
+		rc = kci_err_sys(err, errno, "chmod %s", shown);
+out:
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	return rc;
+}
+
+/* The target is copied verbatim: it is data in the staged tree, never resolved here. */
+static int
+copy_symlink(int sfd, int dfd, const char *name, const char *shown, struct kci_err *err)
+{
+	char target[PATH_MAX];
+	ssize_t n = readlinkat(sfd, name, target, sizeof(target));
+
+	if (n < 0)
+		return vanished(errno) || errno == EINVAL
+			       ? 1
+			       : kci_err_sys(err, errno, "readlink %s", shown);
+	if ((size_t)n >= sizeof(target))
+		return kci_err_set(err, KCI_INVALID, "%s: symlink target too long", shown);
+	target[n] = '\0';
+	if (symlinkat(target, dfd, name) < 0)
+		return kci_err_sys(err, errno, "symlink %s", shown);
+	return 0;
+}
+
+/*
+ * Copies the non-directory `name` from sfd to dfd. Returns 0 when a file or
+ * symlink was copied, 1 when there was nothing to copy (vanished, or a FIFO,
+ * socket or device, which a snapshot cannot carry), < 0 on error. `replace`
+ * removes an existing entry at the destination first.
+ */
+static int
+copy_entry(int sfd, int dfd, const char *name, const char *shown, int replace, struct kci_err *err)
+{
+	struct stat sb;
+
+	if (fstatat(sfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+		return vanished(errno) ? 1 : kci_err_sys(err, errno, "stat %s", shown);
+	if (!S_ISLNK(sb.st_mode) && !S_ISREG(sb.st_mode))
+		return 1;
+	if (replace && unlinkat(dfd, name, 0) < 0 && errno != ENOENT)
+		return kci_err_sys(err, errno, "replace %s", shown);
+	if (S_ISLNK(sb.st_mode))
+		return copy_symlink(sfd, dfd, name, shown, err);
+	return copy_regular(sfd, dfd, name, shown, err);
+}
+
+/* mkdir + open of a destination directory, refusing a symlink in its place. */
+static int
+open_dest_dir(int dfd, const char *name, const char *shown, struct kci_err *err)
+{
+	int fd;
+
+	if (mkdirat(dfd, name, 0755) < 0 && errno != EEXIST)
+		return kci_err_sys(err, errno, "mkdir %s", shown);
+	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return kci_err_sys(err, errno, "open %s", shown);
+	return fd;
+}
+
+/* ---- copying a whole tree (outside git, and .git itself) ---- */
+
+struct tree_opts {
+	const char *const *skip_top; /* NULL-terminated names skipped at the top level */
+	int skip_locks;		     /* skip "*.lock" (see copy_gitdir) */
+	int replace;		     /* overwrite existing files (overlaying a worktree's gitdir) */
+	dev_t dest_dev;		     /* never descend into the destination itself */
+	ino_t dest_ino;
+	size_t *count; /* files and symlinks copied, or NULL */
+};
+
+static int
+skipped(const struct tree_opts *o, const char *name, int depth)
+{
+	size_t n = strlen(name);
+
+	if (o->skip_locks && n > 5 && strcmp(name + n - 5, ".lock") == 0)
+		return 1;
+	for (size_t i = 0; depth == 0 && o->skip_top && o->skip_top[i]; i++)
+		if (strcmp(name, o->skip_top[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static int copy_tree(int sfd, int dfd, const char *shown, int depth, const struct tree_opts *o,
+		     struct kci_err *err);
+
+static int
+copy_subdir(int sfd, int dfd, const char *name, const char *shown, int depth,
+	    const struct tree_opts *o, struct kci_err *err)
+{
+	int src, dst, rc;
+
+	if (depth >= WALK_MAX)
+		return kci_err_set(err, KCI_INVALID, "%s: directories nested too deeply", shown);
+	src = openat(sfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (src < 0)
+		return vanished(errno) ? 0 : kci_err_sys(err, errno, "open %s", shown);
+	if ((dst = open_dest_dir(dfd, name, shown, err)) < 0) {
+		close(src);
+		return dst;
+	}
+	rc = copy_tree(src, dst, shown, depth + 1, o, err);
+	close(dst);
+	return rc;
+}
+
+/* Copies the directory sfd (consumed) into dfd, recursively. */
+static int
+copy_tree(int sfd, int dfd, const char *shown, int depth, const struct tree_opts *o,
+	  struct kci_err *err)
+{
+	DIR *d = fdopendir(sfd);
+	struct dirent *de;
+	int rc = 0;
+
+	if (!d) {
+		rc = kci_err_sys(err, errno, "opendir %s", shown);
+		close(sfd);
+		return rc;
+	}
+	while (rc >= 0 && (errno = 0, de = readdir(d))) {
+		char *path;
+		struct stat sb;
+
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+		    skipped(o, de->d_name, depth))
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
+			if (!vanished(errno))
+				rc = kci_err_sys(err, errno, "stat %s/%s", shown, de->d_name);
+			continue;
+		}
+		if (S_ISDIR(sb.st_mode) && sb.st_dev == o->dest_dev && sb.st_ino == o->dest_ino)
+			continue;
+		path = kci_xasprintf("%s/%s", shown, de->d_name);
+		if (S_ISDIR(sb.st_mode))
+			rc = copy_subdir(dirfd(d), dfd, de->d_name, path, depth, o, err);
+		else if ((rc = copy_entry(dirfd(d), dfd, de->d_name, path, o->replace, err)) == 0 &&
+			 o->count)
+			(*o->count)++;
+		free(path);
+	}
+	if (rc >= 0 && errno)
+		rc = kci_err_sys(err, errno, "readdir %s", shown);
+	closedir(d);
+	return rc < 0 ? rc : 0;
+}
+
+static int
+copy_dir_at(const char *src, int dfd, const char *name, const struct tree_opts *o,
+	    struct kci_err *err)
+{
+	int sfd, dst, rc;
+
+	sfd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (sfd < 0)
+		return kci_err_sys(err, errno, "open %s", src);
+	if ((dst = open_dest_dir(dfd, name, name, err)) < 0) {
+		close(sfd);
+		return dst;
+	}
+	rc = copy_tree(sfd, dst, src, 0, o, err);
+	close(dst);
+	return rc;
+}
+
+/* ---- .git ---- */
+
+/*
+ * Copies the repository's git directory to dest/.git so git works inside the
+ * VM. A linked worktree's gitdir holds only its own HEAD and index: the copy is
+ * the common dir with those laid over it. "*.lock" files are another git
+ * process's transient state (no ref may end in .lock): copied, they would make
+ * git in the VM think that process still runs. with_index = 0 leaves the index
+ * out, for a checkout that writes its own.
+ */
+static int
+copy_gitdir(git_repository *repo, int dst, const struct stat *dest_st, int with_index,
+	    struct kci_err *err)
+{
+	static const char *const common_skip[] = {
+		"worktrees",   "index",	     "HEAD",	     "ORIG_HEAD",
+		"MERGE_HEAD",  "MERGE_MSG",  "MERGE_MODE",   "CHERRY_PICK_HEAD",
+		"REVERT_HEAD", "AUTO_MERGE", "rebase-merge", "rebase-apply",
+		"sequencer",   "BISECT_LOG", "BISECT_START", NULL,
+	};
+	static const char *const worktree_skip[] = { "commondir", "gitdir", "locked", NULL };
+	static const char *const worktree_skip_index[] = { "commondir", "gitdir", "locked", "index",
+							   NULL };
+	static const char *const plain_skip[] = { "index", NULL };
+	struct tree_opts o = { .skip_locks = 1,
+			       .dest_dev = dest_st->st_dev,
+			       .dest_ino = dest_st->st_ino };
+	int rc;
+
+	if (!git_repository_is_worktree(repo)) {
+		o.skip_top = with_index ? NULL : plain_skip;
+		return copy_dir_at(git_repository_path(repo), dst, ".git", &o, err);
+	}
+	o.skip_top = common_skip;
+	if ((rc = copy_dir_at(git_repository_commondir(repo), dst, ".git", &o, err)) < 0)
+		return rc;
+	o.skip_top = with_index ? worktree_skip : worktree_skip_index;
+	o.replace = 1;
+	return copy_dir_at(git_repository_path(repo), dst, ".git", &o, err);
+}
+
+/*
+ * A submodule's gitdir (superproject/.git/modules/x) names its working tree in
+ * core.worktree, relative to where it lived; the copy's working tree is dest.
+ */
+static int
+fix_copied_config(const char *dest, struct kci_err *err)
+{
+	char *path = kci_xasprintf("%s/.git/config", dest);
+	git_config *cfg = NULL;
+	int rc = 0;
+
+	if (access(path, F_OK) < 0)
+		goto out;
+	if (git_config_open_ondisk(&cfg, path) < 0) {
+		rc = git_err(err, KCI_ERROR, "open %s", path);
+		goto out;
+	}
+	rc = git_config_delete_entry(cfg, "core.worktree");
+	if (rc == GIT_ENOTFOUND)
+		rc = 0;
+	else if (rc < 0)
+		rc = git_err(err, KCI_ERROR, "edit %s", path);
+out:
+	git_config_free(cfg);
+	free(path);
+	return rc;
+}
+
+/* ---- working-tree mode ---- */
+
+struct pathset {
+	char **v;
+	size_t n, cap;
+};
+
+static void
+pathset_add(struct pathset *s, const char *p)
+{
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 256;
+		s->v = kci_xrealloc(s->v, s->cap * sizeof(*s->v));
+	}
+	s->v[s->n++] = kci_xstrdup(p);
+}
+
+static void
+pathset_free(struct pathset *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->v[i]);
+	free(s->v);
+}
+
+static int
+cmp_path(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * The tracked paths, one per path whatever its conflict stages. A gitlink is
+ * a submodule, its own repository: it goes to `links`, staged as the empty
+ * directory a checkout of an uninitialised submodule gives.
+ */
+static int
+list_tracked(git_repository *repo, struct pathset *s, struct pathset *links, struct kci_err *err)
+{
+	git_index *idx = NULL;
+	const char *last = NULL;
+
+	if (git_repository_index(&idx, repo) < 0)
+		return git_err(err, KCI_ERROR, "read the index");
+	for (size_t i = 0, n = git_index_entrycount(idx); i < n; i++) {
+		const git_index_entry *e = git_index_get_byindex(idx, i);
+
+		if (last && strcmp(last, e->path) == 0)
+			continue;
+		pathset_add((e->mode & 0170000) == GITLINK_MODE ? links : s, e->path);
+		last = e->path;
+	}
+	git_index_free(idx);
+	return 0;
+}
+
+/* Untracked-but-not-ignored files, and whether anything differs from HEAD. */
+static int
+list_untracked(git_repository *repo, struct pathset *s, int *dirty, struct kci_err *err)
+{
+	git_status_options opts;
+	git_status_list *sl = NULL;
+
+	git_status_options_init(&opts, GIT_STATUS_OPTIONS_VERSION);
+	opts.show = GIT_STATUS_SHOW_INDEX_AND_WORKDIR;
+	/*
+	 * Submodules are not staged, so their state is not ours to report; leaving
+	 * them out also spares opening each one, and libgit2 1.5's pcre2 leak
+	 * (libgit2#6382) on the config lookups submodule status makes.
+	 */
+	opts.flags = GIT_STATUS_OPT_INCLUDE_UNTRACKED | GIT_STATUS_OPT_RECURSE_UNTRACKED_DIRS |
+		     GIT_STATUS_OPT_EXCLUDE_SUBMODULES;
+	if (git_status_list_new(&sl, repo, &opts) < 0)
+		return git_err(err, KCI_ERROR, "git status");
+	for (size_t i = 0, n = git_status_list_entrycount(sl); i < n; i++) {
+		const git_status_entry *se = git_status_byindex(sl, i);
+		const git_diff_delta *d =
+			se->index_to_workdir ? se->index_to_workdir : se->head_to_index;
+		const char *path = d ? d->new_file.path : NULL;
+
+		if (!path || (se->status & GIT_STATUS_IGNORED) || is_kci_dir(path))
+			continue;
+		*dirty = 1;
+		/*
+		 * A nested repository shows as one "dir/" entry, never recursed into:
+		 * like git add, we leave it out.
+		 */
+		if ((se->status & GIT_STATUS_WT_NEW) && path[strlen(path) - 1] != '/')
+			pathset_add(s, path);
+	}
+	git_status_list_free(sl);
+	return 0;
+}
+
+/*
+ * Copying sorted paths one by one, the parent directory pair stays open while
+ * consecutive paths share it. A source directory that is gone (or is now a
+ * symlink) leaves src_dir at -1: its files are skipped.
+ */
+struct stager {
+	int src_root, dst_root;
+	char *dir; /* relative parent of the open pair; NULL when none is open */
+	int src_dir, dst_dir;
+};
+
+static void
+stager_close(struct stager *st)
+{
+	if (st->src_dir >= 0)
+		close(st->src_dir);
+	if (st->dst_dir >= 0)
+		close(st->dst_dir);
+	st->src_dir = st->dst_dir = -1;
+	free(st->dir);
+	st->dir = NULL;
+}
+
+static int
+stager_enter(struct stager *st, const char *path, size_t len, struct kci_err *err)
+{
+	char *dir, *comp, *save = NULL;
+	int src, dst;
+
+	if (st->dir && strlen(st->dir) == len && strncmp(st->dir, path, len) == 0)
+		return 0;
+	stager_close(st);
+	st->dir = dir = kci_xstrdup(path);
+	dir[len] = '\0';
+	src = fcntl(st->src_root, F_DUPFD_CLOEXEC, 0);
+	dst = fcntl(st->dst_root, F_DUPFD_CLOEXEC, 0);
+	if (src < 0 || dst < 0) {
+		int rc = kci_err_sys(err, errno, "dup");
+
+		if (src >= 0)
+			close(src);
+		if (dst >= 0)
+			close(dst);
+		return rc;
+	}
+	comp = kci_xstrdup(dir);
+	for (char *c = strtok_r(comp, "/", &save); c; c = strtok_r(NULL, "/", &save)) {
+		int next = openat(src, c, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+		close(src);
+		src = next;
+		if (src < 0) {
+			close(dst);
+			dst = -1;
+			if (!vanished(errno)) {
+				int rc = kci_err_sys(err, errno, "open %s", dir);
+
+				free(comp);
+				return rc;
+			}
+			break;
+		}
+		next = open_dest_dir(dst, c, dir, err);
+		close(dst);
+		dst = next;
+		if (dst < 0) {
+			close(src);
+			free(comp);
+			return dst;
+		}
+	}
+	free(comp);
+	st->src_dir = src;
+	st->dst_dir = dst;
+	return 0;
+}
+
+/* Copies the sorted paths s; with files == NULL, makes each an empty directory instead. */
+static int
+stage_paths(struct stager *st, const struct pathset *s, const char *skip, size_t *files,
+	    struct kci_err *err)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < s->n && rc >= 0; i++) {
+		const char *p = s->v[i], *slash = strrchr(p, '/');
+		size_t dlen = slash ? (size_t)(slash - p) : 0;
+
+		if ((i > 0 && strcmp(p, s->v[i - 1]) == 0) || is_kci_dir(p) ||
+		    (skip && is_under(p, skip)))
+			continue;
+		if (!path_is_safe(p)) {
+			rc = kci_err_set(err, KCI_INVALID, "refusing the unsafe path '%s'", p);
+			break;
+		}
+		if ((rc = stager_enter(st, p, dlen, err)) < 0)
+			break;
+		if (st->src_dir < 0)
+			continue;
+		if (!files) {
+			if (mkdirat(st->dst_dir, slash ? slash + 1 : p, 0755) < 0 &&
+			    errno != EEXIST)
+				rc = kci_err_sys(err, errno, "mkdir %s", p);
+			continue;
+		}
+		rc = copy_entry(st->src_dir, st->dst_dir, slash ? slash + 1 : p, p, 0, err);
+		if (rc == 0)
+			(*files)++;
+	}
+	stager_close(st);
+	return rc < 0 ? rc : 0;
+}
+
+static void
+head_commit(git_repository *repo, char out[41])
+{
+	git_oid oid;
+
+	/* An unborn branch has no commit: "" */
+	out[0] = '\0';
+	if (git_reference_name_to_id(&oid, repo, "HEAD") == 0)
+		git_oid_tostr(out, 41, &oid);
+}
+
+static int
+stage_worktree(git_repository *repo, int src, int dst, const struct stat *dest_st, const char *skip,
+	       const char *dest, struct kci_workspace_info *info, struct kci_err *err)
+{
+	struct pathset paths = { 0 }, links = { 0 };
+	struct stager st = { .src_root = src, .dst_root = dst, .src_dir = -1, .dst_dir = -1 };
+	int rc;
+
+	head_commit(repo, info->commit);
+	if ((rc = list_tracked(repo, &paths, &links, err)) < 0 ||
+	    (rc = list_untracked(repo, &paths, &info->dirty, err)) < 0)
+		goto out;
+	qsort(paths.v, paths.n, sizeof(*paths.v), cmp_path);
+	if ((rc = stage_paths(&st, &paths, skip, &info->files, err)) < 0 ||
+	    (rc = stage_paths(&st, &links, skip, NULL, err)) < 0)
+		goto out;
+	if ((rc = copy_gitdir(repo, dst, dest_st, 1, err)) < 0)
+		goto out;
+	rc = fix_copied_config(dest, err);
+out:
+	pathset_free(&paths);
+	pathset_free(&links);
+	return rc;
+}
+
+/* ---- commit mode ---- */
+
+static int
+resolve_commit(git_repository *repo, const char *root, const char *rev, git_oid *oid,
+	       struct kci_err *err)
+{
+	git_object *obj = NULL, *commit = NULL;
+	int rc = git_revparse_single(&obj, repo, rev);
+
+	if (rc == GIT_ENOTFOUND || rc == GIT_EINVALIDSPEC)
+		return kci_err_set(err, KCI_NOTFOUND, "unknown revision '%s' in %s", rev, root);
+	if (rc == GIT_EAMBIGUOUS)
+		return kci_err_set(err, KCI_INVALID, "ambiguous revision '%s' in %s", rev, root);
+	if (rc < 0)
+		return git_err(err, KCI_ERROR, "revision '%s' in %s", rev, root);
+	rc = git_object_peel(&commit, obj, GIT_OBJECT_COMMIT);
+	git_object_free(obj);
+	if (rc < 0)
+		return kci_err_set(err, KCI_INVALID, "revision '%s' in %s is not a commit", rev,
+				   root);
+	git_oid_cpy(oid, git_object_id(commit));
+	git_object_free(commit);
+	return 0;
+}
+
+/* Index entries of the checkout, submodules and .kci/ left out: what the tree holds. */
+static int
+count_checkout(git_repository *copy, size_t *files, struct kci_err *err)
+{
+	git_index *idx = NULL;
+
+	if (git_repository_index(&idx, copy) < 0)
+		return git_err(err, KCI_ERROR, "read the checkout's index");
+	for (size_t i = 0, n = git_index_entrycount(idx); i < n; i++) {
+		const git_index_entry *e = git_index_get_byindex(idx, i);
+
+		if ((e->mode & 0170000) != GITLINK_MODE && !is_kci_dir(e->path))
+			(*files)++;
+	}
+	git_index_free(idx);
+	return 0;
+}
+
+/*
+ * The copy of .git, its HEAD detached at the commit, checked out into dest:
+ * the original's index and uncommitted changes never enter it.
+ */
+static int
+stage_commit(git_repository *repo, const git_oid *oid, int dst, const struct stat *dest_st,
+	     const char *dest, struct kci_workspace_info *info, struct kci_err *err)
+{
+	git_checkout_options co;
+	git_repository *copy = NULL;
+	char *kci_dir = NULL;
+	int rc;
+
+	git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
+	git_oid_tostr(info->commit, sizeof(info->commit), oid);
+	if ((rc = copy_gitdir(repo, dst, dest_st, 0, err)) < 0 ||
+	    (rc = fix_copied_config(dest, err)) < 0)
+		goto out;
+	if (git_repository_open_ext(&copy, dest, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0) {
+		rc = git_err(err, KCI_ERROR, "open the copy at %s", dest);
+		goto out;
+	}
+	co.checkout_strategy = GIT_CHECKOUT_FORCE | GIT_CHECKOUT_RECREATE_MISSING;
+	if (git_repository_set_head_detached(copy, oid) < 0 ||
+	    git_repository_state_cleanup(copy) < 0 || git_checkout_head(copy, &co) < 0) {
+		rc = git_err(err, KCI_ERROR, "check out %s", info->commit);
+		goto out;
+	}
+	if ((rc = count_checkout(copy, &info->files, err)) < 0)
+		goto out;
+	kci_dir = kci_xasprintf("%s/%s", dest, KCI_DIR);
+	rc = kci_rm_rf(kci_dir, err);
+out:
+	git_repository_free(copy);
+	free(kci_dir);
+	return rc;
+}
+
+/* ---- the public functions ---- */
+
+/* The repository containing dir, or *out = NULL outside git. Bare repositories are refused. */
+static int
+find_repo(const char *dir, git_repository **out, struct kci_err *err)
+{
+	git_repository *repo = NULL;
+	int rc;
+
+	*out = NULL;
+	rc = git_repository_open_ext(&repo, dir, 0, NULL);
+	if (rc == GIT_ENOTFOUND)
+		return 0;
+	if (rc < 0)
+		return git_err(err, KCI_ERROR, "open the git repository containing %s", dir);
+	if (git_repository_is_bare(repo) || !git_repository_workdir(repo)) {
+		rc = kci_err_set(err, KCI_INVALID,
+				 "%s is in the bare repository %s: it has no working tree", dir,
+				 git_repository_path(repo));
+		git_repository_free(repo);
+		return rc;
+	}
+	*out = repo;
+	return 0;
+}
+
+static int
+real_dir(const char *dir, char **out, struct kci_err *err)
+{
+	struct stat sb;
+	char *real = realpath(dir, NULL);
+
+	if (!real)
+		return kci_err_sys(err, errno, "workspace %s", dir);
+	if (stat(real, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+		free(real);
+		return kci_err_set(err, KCI_INVALID, "workspace %s is not a directory", dir);
+	}
+	*out = real;
+	return 0;
+}
+
+/* The working tree of repo, absolute, without the trailing slash libgit2 gives it. */
+static int
+repo_top(git_repository *repo, char **out, struct kci_err *err)
+{
+	/* It may come from core.worktree, relative or through symlinks: normalise it. */
+	if (!(*out = realpath(git_repository_workdir(repo), NULL)))
+		return kci_err_sys(err, errno, "working tree of %s", git_repository_path(repo));
+	return 0;
+}
+
+/* Staging a subdirectory of a repository would copy a tree git does not describe. */
+static int
+check_top(git_repository *repo, const char *dir, struct kci_err *err)
+{
+	char *top = NULL;
+	int rc;
+
+	if ((rc = repo_top(repo, &top, err)) < 0)
+		return rc;
+	if (strcmp(top, dir) != 0)
+		rc = kci_err_set(err, KCI_INVALID, "%s is inside the repository %s, not its root",
+				 dir, top);
+	free(top);
+	return rc;
+}
+
+int
+kci_workspace_root(const char *dir, char **root, struct kci_err *err)
+{
+	git_repository *repo = NULL;
+	char *real = NULL, *top;
+	int rc;
+
+	pthread_once(&libgit2_once, libgit2_init);
+	if ((rc = real_dir(dir, &real, err)) < 0 || (rc = find_repo(real, &repo, err)) < 0)
+		goto out;
+	if (!repo) {
+		*root = real;
+		real = NULL;
+		goto out;
+	}
+	if ((rc = repo_top(repo, &top, err)) < 0)
+		goto out;
+	*root = top;
+out:
+	git_repository_free(repo);
+	free(real);
+	return rc;
+}
+
+/* dest relative to top when it lies inside it (so staging never copies dest into itself). */
+static int
+dest_inside(const char *top, const char *dest, char **skip, struct kci_err *err)
+{
+	char *real = realpath(dest, NULL);
+	size_t n = strlen(top);
+
+	*skip = NULL;
+	if (!real)
+		return kci_err_sys(err, errno, "workspace destination %s", dest);
+	if (strcmp(real, top) == 0) {
+		free(real);
+		return kci_err_set(err, KCI_INVALID, "cannot stage %s into itself", top);
+	}
+	if (strncmp(real, top, n) == 0 && real[n] == '/')
+		*skip = kci_xstrdup(real + n + 1);
+	free(real);
+	return 0;
+}
+
+static int
+stage_plain(int src, int dst, const struct stat *dest_st, size_t *files, struct kci_err *err)
+{
+	static const char *const skip[] = { KCI_DIR, NULL };
+	struct tree_opts o = { .skip_top = skip,
+			       .dest_dev = dest_st->st_dev,
+			       .dest_ino = dest_st->st_ino,
+			       .count = files };
+	int fd = fcntl(src, F_DUPFD_CLOEXEC, 0);
+
+	if (fd < 0)
+		return kci_err_sys(err, errno, "dup");
+	return copy_tree(fd, dst, ".", 0, &o, err);
+}
+
+int
+kci_workspace_stage(const char *root, const char *commit, const char *dest,
+		    struct kci_workspace_info *info, struct kci_err *err)
+{
+	git_repository *repo = NULL;
+	char *top = NULL, *skip = NULL;
+	struct stat dest_st;
+	int src = -1, dst = -1, rc;
+	git_oid oid;
+
+	memset(info, 0, sizeof(*info));
+	pthread_once(&libgit2_once, libgit2_init);
+	if ((rc = real_dir(root, &top, err)) < 0 || (rc = find_repo(top, &repo, err)) < 0)
+		goto out;
+	if (repo && (rc = check_top(repo, top, err)) < 0)
+		goto out;
+	info->is_git = repo != NULL;
+	if (commit && !repo) {
+		rc = kci_err_set(err, KCI_NOTFOUND, "--commit %s: %s is not a git repository",
+				 commit, top);
+		goto out;
+	}
+	if (commit && (rc = resolve_commit(repo, top, commit, &oid, err)) < 0)
+		goto out;
+	if ((rc = dest_inside(top, dest, &skip, err)) < 0)
+		goto out;
+	src = open(top, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	dst = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (src < 0 || dst < 0 || fstat(dst, &dest_st) < 0) {
+		rc = kci_err_sys(err, errno, "open %s", src < 0 ? top : dest);
+		goto out;
+	}
+	if (!repo)
+		rc = stage_plain(src, dst, &dest_st, &info->files, err);
+	else if (commit)
+		rc = stage_commit(repo, &oid, dst, &dest_st, dest, info, err);
+	else
+		rc = stage_worktree(repo, src, dst, &dest_st, skip, dest, info, err);
+	if (rc < 0)
+		kci_err_prefix(err, "stage %s%s%s into %s", top, commit ? " at " : "",
+			       commit ? commit : "", dest);
+out:
+	if (src >= 0)
+		close(src);
+	if (dst >= 0)
+		close(dst);
+	git_repository_free(repo);
+	free(top);
+	free(skip);
+	return rc;
+}
