@@ -61,7 +61,9 @@ struct kci_engine_opts {
 	const char *workspace;	 /* staged tree (kci_workspace_stage) the jobs see at /workspace */
 	const char *out_dir;	 /* artifacts/<job>/ and logs/<job>.log are written here */
 	const char *scratch_dir; /* private dir for the run's temporary files; caller removes it */
-	unsigned max_jobs;	 /* VMs at once; 0 = kci_engine_default_jobs() */
+	/* Steps' working dir and artifacts' base in the guest; NULL = /workspace. */
+	const char *workdir;
+	unsigned max_jobs; /* VMs at once; 0 = kci_engine_default_jobs() */
 	/* NULL-terminated "NAME=VALUE" for every secret the plan names (see kci_secrets_*). */
 	char *const *secrets;
 	const char *kernel; /* --kernel override, or NULL */

@@ -205,7 +205,8 @@ run_steps(struct job_ctx *c, struct kci_vm *vm, const struct kci_image_config *c
 		return KCI_JOB_ERROR;
 	}
 	req.argv = argv;
-	req.cwd = o->workspace ? "/workspace" : (cfg->working_dir ? cfg->working_dir : "/");
+	req.cwd = o->workspace ? (char *)(o->workdir ? o->workdir : "/workspace")
+			       : (cfg->working_dir ? cfg->working_dir : "/");
 	req.user = cfg->user;
 	for (c->step = 0; c->step < c->j->n_steps; c->step++) {
 		const struct kci_step *s = &c->j->steps[c->step];
@@ -330,7 +331,9 @@ collect_artifacts(struct job_ctx *c, struct kci_vm *vm, char **why)
 		*why = kci_xasprintf("artifacts: spool file: %s", strerror(errno));
 		goto out;
 	}
-	for (const char *a[] = { "tar", "-c", "-f", "-", "-C", "/workspace", "--" }, **p = a;
+	for (const char *a[] = { "tar", "-c", "-f", "-", "-C",
+				 o->workdir ? o->workdir : "/workspace", "--" },
+			**p = a;
 	     p < a + 7; p++)
 		kci_strv_add(&argv, &n, *p);
 	for (size_t i = 0; c->j->artifacts[i]; i++)

@@ -3,6 +3,7 @@
 #define KCI_RUNNER_CLI_H
 
 #include <signal.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/err.h"
@@ -22,6 +23,9 @@ int kci_cmd_load(int argc, char **argv);
 
 /* Pull progress on stderr's terminal, for kci_image_disk(). */
 void kci_print_progress(void *ctx, const char *digest, uint64_t done, uint64_t total);
+
+/* Levenshtein distance, for "did you mean". */
+size_t kci_distance(const char *a, const char *b);
 
 /* Prints "kci: msg" to stderr; multi-line messages get their continuation lines indented. */
 void kci_print_error(const char *msg);

@@ -349,13 +349,40 @@ bad_value(const char *opt, const char *value, const char *want)
 	return -1;
 }
 
+/* "option '--jbo' is unknown; did you mean '--job'?" */
+static void
+unknown_option(const char *arg)
+{
+	const char *best = NULL;
+	size_t best_d = 3, len = strcspn(arg, "=");
+
+	for (const struct option *o = long_opts; o->name; o++) {
+		char *name = kci_xasprintf("--%s", o->name);
+		size_t d = kci_distance(name, arg);
+
+		if (strncmp(arg, name, len) == 0 && name[len] == '\0' && o->has_arg)
+			d = 0; /* known, but its value is missing */
+		if (d < best_d) {
+			best_d = d;
+			best = o->name;
+		}
+		free(name);
+	}
+	if (best && best_d == 0)
+		fprintf(stderr, "kci: run: option '%s' needs a value\n", arg);
+	else if (best)
+		fprintf(stderr, "kci: run: unknown option '%s'; did you mean '--%s'?\n", arg, best);
+	else
+		fprintf(stderr, "kci: run: unknown option '%s'\n", arg);
+}
+
 static int
 parse_opts(int argc, char **argv, struct run_opts *o)
 {
 	int c;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+j:h", long_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "j:h", long_opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_JOB:
 			kci_strv_add(&o->jobs, &o->njobs, optarg);
@@ -390,13 +417,11 @@ parse_opts(int argc, char **argv, struct run_opts *o)
 			fputs(usage_text, stdout);
 			return 0;
 		default:
-			if (optopt)
+			if (optopt > 0 && optopt < 256 && argv[optind - 1][1] != '-')
 				fprintf(stderr, "kci: run: option '-%c' %s\n", optopt,
 					strchr("j", optopt) ? "needs a value" : "is unknown");
 			else
-				fprintf(stderr,
-					"kci: run: option '%s' is unknown or needs a value\n",
-					argv[optind - 1]);
+				unknown_option(argv[optind - 1]);
 			fprintf(stderr, "Run 'kci run --help' for the options.\n");
 			return -1;
 		}
@@ -600,6 +625,9 @@ sweep_runs(const char *rundir)
 
 struct run_state {
 	struct run_opts o;
+	char *project;	 /* the directory holding .kci.yml: the root or below it */
+	const char *sub; /* project relative to root, "" for the root itself */
+	char *workdir;	 /* the project in the guest */
 	char *root, *home, *rundir, *scratch, *tree, *pipeline_path, *out_dir;
 	struct kci_plan *plan;
 	int *selected;
@@ -613,6 +641,8 @@ run_state_clear(struct run_state *s)
 	if (s->scratch)
 		kci_rm_rf(s->scratch, NULL);
 	free(s->root);
+	free(s->project);
+	free(s->workdir);
 	free(s->home);
 	free(s->rundir);
 	free(s->scratch);
@@ -623,6 +653,57 @@ run_state_clear(struct run_state *s)
 	free(s->selected);
 	kci_strv_free(s->secrets);
 	kci_strv_free(s->o.jobs);
+}
+
+/*
+ * The project is the nearest directory from DIR up to the repository root
+ * that has a .kci.yml (the root when none has): a monorepo's subproject runs
+ * its own pipeline, with the whole repository as its workspace.
+ */
+static int
+find_project(struct run_state *s, struct kci_err *err)
+{
+	char *cur = realpath(s->o.dir ? s->o.dir : ".", NULL);
+	size_t rootlen = strlen(s->root);
+
+	if (!cur)
+		return kci_err_sys(err, errno, "%s", s->o.dir ? s->o.dir : ".");
+	while (strlen(cur) > rootlen && strncmp(cur, s->root, rootlen) == 0 &&
+	       cur[rootlen] == '/') {
+		char *file = kci_xasprintf("%s/%s", cur, PIPELINE_FILE);
+		int found = access(file, F_OK) == 0;
+
+		free(file);
+		if (found)
+			break;
+		*strrchr(cur, '/') = '\0';
+	}
+	if (strncmp(cur, s->root, rootlen) != 0 || (cur[rootlen] && cur[rootlen] != '/')) {
+		free(cur);
+		cur = kci_xstrdup(s->root);
+	}
+	s->project = cur;
+	s->sub = cur[rootlen] == '/' ? cur + rootlen + 1 : "";
+	s->workdir = s->sub[0] ? kci_xasprintf("/workspace/%s", s->sub) : kci_xstrdup("/workspace");
+	return 0;
+}
+
+/* The pipeline file's name in messages: relative to the current directory when below it. */
+static char *
+display_path(const char *project)
+{
+	char *cwd = getcwd(NULL, 0);
+	size_t n = cwd ? strlen(cwd) : 0;
+	char *out;
+
+	if (cwd && strcmp(project, cwd) == 0)
+		out = kci_xstrdup(PIPELINE_FILE);
+	else if (cwd && strncmp(project, cwd, n) == 0 && project[n] == '/')
+		out = kci_xasprintf("%s/%s", project + n + 1, PIPELINE_FILE);
+	else
+		out = kci_xasprintf("%s/%s", project, PIPELINE_FILE);
+	free(cwd);
+	return out;
 }
 
 /* Stages the workspace in a private dir under $KCI_HOME/run. */
@@ -647,31 +728,39 @@ stage(struct run_state *s, struct kci_err *err)
 	s->tree = kci_xasprintf("%s/tree", s->scratch);
 	if (mkdir(s->tree, 0755) < 0)
 		return kci_err_sys(err, errno, "mkdir %s", s->tree);
-	return kci_workspace_stage(s->root, s->o.commit, s->tree, &s->ws, err);
+	if ((rc = kci_workspace_stage(s->root, s->o.commit, s->tree, &s->ws, err)) < 0)
+		return rc;
+	/* A subproject's own output dir is kci's too, not the job's. */
+	if (s->sub[0]) {
+		char *out = kci_xasprintf("%s/%s/.kci", s->tree, s->sub);
+		kci_rm_rf(out, NULL);
+		free(out);
+	}
+	return 0;
 }
 
 /* Loads the pipeline: from the working tree, or from the staged commit. */
 static int
 load_plan(struct run_state *s, struct kci_err *err)
 {
-	char *path = kci_xasprintf("%s/%s", s->o.commit ? s->tree : s->root, PIPELINE_FILE);
+	char *path = kci_xasprintf("%s%s%s/%s", s->o.commit ? s->tree : s->root,
+				   s->sub[0] ? "/" : "", s->sub, PIPELINE_FILE);
 	char *text = NULL;
 	size_t len;
 	int rc;
 
 	/* Messages name the file as the user knows it. */
 	if (s->o.commit)
-		s->pipeline_path = kci_xasprintf("%s:%s", s->o.commit, PIPELINE_FILE);
-	else if (!s->o.dir || strcmp(s->o.dir, ".") == 0)
-		s->pipeline_path = kci_xstrdup(PIPELINE_FILE);
+		s->pipeline_path = kci_xasprintf("%s:%s%s%s", s->o.commit, s->sub,
+						 s->sub[0] ? "/" : "", PIPELINE_FILE);
 	else
-		s->pipeline_path = kci_xasprintf("%s/%s", s->root, PIPELINE_FILE);
+		s->pipeline_path = display_path(s->project);
 	rc = kci_read_file(path, KCI_PLAN_FILE_MAX, &text, &len, err);
 	if (rc == KCI_NOTFOUND)
 		rc = kci_err_set(err, KCI_NOTFOUND,
 				 "no %s in %s%s%s\nA pipeline file lists the jobs to run; see "
 				 "docs/pipeline.md for its format.",
-				 PIPELINE_FILE, s->root, s->o.commit ? " at " : "",
+				 PIPELINE_FILE, s->project, s->o.commit ? " at " : "",
 				 s->o.commit ? s->o.commit : "");
 	else if (rc == 0)
 		rc = kci_plan_parse(text, len, s->pipeline_path, &s->plan, err);
@@ -698,7 +787,8 @@ kci_cmd_run(int argc, char **argv)
 		kci_strv_free(s.o.jobs);
 		return rc == 0 ? 0 : KCI_EXIT_RUNNER;
 	}
-	if ((rc = kci_workspace_root(s.o.dir ? s.o.dir : ".", &s.root, &err)) < 0)
+	if ((rc = kci_workspace_root(s.o.dir ? s.o.dir : ".", &s.root, &err)) < 0 ||
+	    (rc = find_project(&s, &err)) < 0)
 		goto fail;
 	/* --list of the working tree needs no copy of it. */
 	if (s.o.commit || !s.o.list) {
@@ -719,10 +809,13 @@ kci_cmd_run(int argc, char **argv)
 		}
 		sw.json = s.o.json;
 		sig_started = pthread_create(&sig_th, NULL, sig_thread, &sw) == 0;
-		if ((rc = stage(&s, &err)) < 0)
-			goto fail;
 	}
-	if ((rc = load_plan(&s, &err)) < 0)
+	/* The working tree's pipeline is read before anything is copied: a typo costs nothing. */
+	if (!s.o.commit && (rc = load_plan(&s, &err)) < 0)
+		goto fail;
+	if ((s.o.commit || !s.o.list) && (rc = stage(&s, &err)) < 0)
+		goto fail;
+	if (s.o.commit && (rc = load_plan(&s, &err)) < 0)
 		goto fail;
 	if (s.o.jobs) {
 		if ((rc = kci_plan_select(s.plan, s.o.jobs, &s.selected, &err)) < 0)
@@ -741,7 +834,7 @@ kci_cmd_run(int argc, char **argv)
 		goto fail;
 	if ((rc = kci_accel_choose(s.o.accel, &eo.accel, why, sizeof(why), &err)) < 0)
 		goto fail;
-	s.out_dir = kci_xasprintf("%s/.kci", s.root);
+	s.out_dir = kci_xasprintf("%s/.kci", s.project);
 	if ((rc = kci_mkdir_p(s.out_dir, 0755, &err)) < 0)
 		goto fail;
 
@@ -761,7 +854,7 @@ kci_cmd_run(int argc, char **argv)
 				      ? kci_xstrdup(" (working tree, with uncommitted changes)")
 			      : s.ws.is_git ? kci_xstrdup(" (working tree)")
 					    : kci_xstrdup("");
-		printf("kci: %s %s%s; %s\n", s.ws.is_git ? "repository" : "directory", s.root,
+		printf("kci: %s %s%s; %s\n", s.ws.is_git ? "repository" : "directory", s.project,
 		       where, why);
 		fflush(stdout);
 		free(where);
@@ -770,6 +863,7 @@ kci_cmd_run(int argc, char **argv)
 	eo.home = s.home;
 	eo.workspace = s.tree;
 	eo.scratch_dir = s.scratch;
+	eo.workdir = s.workdir;
 	eo.out_dir = s.out_dir;
 	eo.max_jobs = s.o.max_jobs;
 	eo.secrets = s.secrets;

@@ -45,8 +45,8 @@ usage(FILE *f)
 }
 
 /* Levenshtein distance, for "did you mean". */
-static size_t
-distance(const char *a, const char *b)
+size_t
+kci_distance(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b), row[32];
 
@@ -118,7 +118,7 @@ main(int argc, char **argv)
 			return commands[i].fn(argc - 1, argv + 1);
 	fprintf(stderr, "kci: unknown command '%s'", cmd);
 	for (size_t i = 0; i < NCOMMANDS; i++) {
-		if (distance(cmd, commands[i].name) <= 2) {
+		if (kci_distance(cmd, commands[i].name) <= 2) {
 			fprintf(stderr, "; did you mean '%s'?", commands[i].name);
 			break;
 		}
