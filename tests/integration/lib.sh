@@ -61,3 +61,25 @@ run_kci() {
 	out=$(cat "$o") err=$(cat "$e")
 	rm -f "$o" "$e"
 }
+
+# new_repo DIR: an empty git repository with an identity, for kci run tests.
+new_repo() {
+	mkdir -p "$1"
+	git -C "$1" init -q
+	git -C "$1" config user.name "kci test"
+	git -C "$1" config user.email "test@kci.invalid"
+}
+
+# commit_all DIR MESSAGE
+commit_all() {
+	git -C "$1" add -A
+	git -C "$1" commit -qm "$2"
+}
+
+# Field of the JSON event stream: json_events FILE JQ-LIKE-PYTHON-EXPR (see tests using it).
+json_field() {
+	python3 -c 'import json,sys
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if eval(sys.argv[2]): print(eval(sys.argv[3]))' "$@"
+}
