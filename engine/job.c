@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/fdio.h"
@@ -378,6 +379,7 @@ collect_artifacts(struct job_ctx *c, struct kci_vm *vm, char **why)
 	}
 	final = kci_xasprintf("%s/%s", dir, name);
 	kci_rm_rf(final, NULL);
+	(void)chmod(tmp, 0755); /* mkdtemp made it private; the artifacts are the user's */
 	if (rename(tmp, final) < 0) {
 		rc = -1;
 		*why = kci_xasprintf("artifacts: rename to %s: %s", final, strerror(errno));
@@ -385,7 +387,7 @@ collect_artifacts(struct job_ctx *c, struct kci_vm *vm, char **why)
 	}
 	free(tmp);
 	tmp = NULL;
-	note(c, "artifacts: %zu files, %llu bytes in %s", stats.files,
+	note(c, "artifacts: %zu entries, %llu bytes in %s", stats.files,
 	     (unsigned long long)stats.bytes, final);
 	if (code != 0) {
 		char *what = tar_complaint(c);
