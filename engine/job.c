@@ -189,6 +189,9 @@ exec_failure(struct job_ctx *c, int rc, const struct kci_err *err, char **why)
 	return KCI_JOB_ERROR;
 }
 
+static enum kci_job_state give_workspace(struct job_ctx *c, struct kci_vm *vm, const char *user,
+					 char **why);
+
 /* Runs the steps in order; returns the job's state so far. */
 static enum kci_job_state
 run_steps(struct job_ctx *c, struct kci_vm *vm, const struct kci_image_config *cfg, char **why)
@@ -209,6 +212,14 @@ run_steps(struct job_ctx *c, struct kci_vm *vm, const struct kci_image_config *c
 	req.cwd = o->workspace ? (char *)(o->workdir ? o->workdir : "/workspace")
 			       : (cfg->working_dir ? cfg->working_dir : "/");
 	req.user = cfg->user;
+	if (o->workspace && cfg->user && cfg->user[0] && strcmp(cfg->user, "root") != 0 &&
+	    strcmp(cfg->user, "0") != 0 && strncmp(cfg->user, "0:", 2) != 0 &&
+	    strncmp(cfg->user, "root:", 5) != 0) {
+		if ((st = give_workspace(c, vm, cfg->user, why)) != KCI_JOB_PASSED) {
+			kci_strv_free(req.env);
+			return st;
+		}
+	}
 	for (c->step = 0; c->step < c->j->n_steps; c->step++) {
 		const struct kci_step *s = &c->j->steps[c->step];
 		struct kci_event ev = { .kind = KCI_EV_STEP_START,
@@ -258,20 +269,29 @@ run_steps(struct job_ctx *c, struct kci_vm *vm, const struct kci_image_config *c
 	return st;
 }
 
+/* A helper command's output: stderr kept (bounded) for messages, stdout dropped. */
+static int
+keep_stderr(void *ctx, int stream, const uint8_t *buf, size_t len)
+{
+	struct job_ctx *c = ctx;
+	size_t room = sizeof(c->tar_err) - 1 - c->tar_err_len;
+	size_t n = len < room ? len : room;
+
+	if (stream != 2)
+		return 0;
+	memcpy(c->tar_err + c->tar_err_len, buf, n);
+	c->tar_err_len += n;
+	c->tar_err[c->tar_err_len] = '\0';
+	return 0;
+}
+
 static int
 on_tar(void *ctx, int stream, const uint8_t *buf, size_t len)
 {
 	struct job_ctx *c = ctx;
 
-	if (stream == 2) {
-		size_t room = sizeof(c->tar_err) - 1 - c->tar_err_len;
-		size_t n = len < room ? len : room;
-
-		memcpy(c->tar_err + c->tar_err_len, buf, n);
-		c->tar_err_len += n;
-		c->tar_err[c->tar_err_len] = '\0';
-		return 0;
-	}
+	if (stream == 2)
+		return keep_stderr(ctx, stream, buf, len);
 	/* Headers and padding on top of the byte cap; beyond that the archive is cut. */
 	if (c->tar_overflow || c->tar_bytes + len > ART_MAX_BYTES + ART_MAX_BYTES / 8) {
 		c->tar_overflow = 1;
@@ -290,6 +310,43 @@ tar_complaint(struct job_ctx *c)
 	size_t len = strcspn(c->tar_err, "\n"), outlen;
 
 	return mask_str(&c->e->mask, c->tar_err, len, &outlen);
+}
+
+/*
+ * The workspace disk holds the host user's uids; an image that runs as
+ * another user gets the workspace handed over, so its steps can write there
+ * as they would in a checkout of their own. Returns the job's state so far.
+ */
+static enum kci_job_state
+give_workspace(struct job_ctx *c, struct kci_vm *vm, const char *user, char **why)
+{
+	char *argv[] = { "chown", "-R", (char *)user, "/workspace", NULL };
+	char *env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+	struct kci_run_req req = { .argv = argv, .env = env, .cwd = "/", .user = "0:0" };
+	struct kci_vm_io io = KCI_VM_IO_INIT;
+	struct kci_vm_result res = { 0 };
+	struct kci_err err = KCI_ERR_INIT;
+	int rc, signo;
+	char *what;
+
+	io.cancel_fd = c->e->o->cancel_fd;
+	io.output = keep_stderr;
+	io.ctx = c;
+	c->tar_err_len = 0;
+	c->tar_err[0] = '\0';
+	if ((rc = kci_vm_exec(vm, &req, &io, &res, &signo, &err)) < 0)
+		return exec_failure(c, rc, &err, why);
+	if (res.code == 0 && res.signal == 0)
+		return KCI_JOB_PASSED;
+	if (res.code == 127 && res.signal == 0) {
+		note(c, "the image has no chown: /workspace stays owned by root, not %s", user);
+		return KCI_JOB_PASSED;
+	}
+	what = tar_complaint(c);
+	*why = kci_xasprintf("cannot give /workspace to the image's user %s: %s", user,
+			     what[0] ? what : "chown failed");
+	free(what);
+	return KCI_JOB_ERROR;
 }
 
 static int

@@ -51,7 +51,7 @@ def busybox_entries(path):
         bb = f.read()
     es = [{"name": d, "type": "dir"} for d in ("bin", "tmp", "etc", "root")]
     es.append({"name": "bin/busybox", "data": bb, "mode": 0o755})
-    for a in ("sh", "ls", "cat", "echo", "find", "id", "stat", "sort", "wc", "head", "sha256sum", "pwd", "env", "true"):
+    for a in ("sh", "ls", "cat", "echo", "find", "id", "stat", "sort", "wc", "head", "sha256sum", "pwd", "env", "true", "chown"):
         es.append({"name": "bin/" + a, "type": "symlink", "link": "busybox"})
     es.append({"name": "etc/passwd", "data": "root:x:0:0:root:/root:/bin/sh\nbuilder:x:1000:1000::/tmp:/bin/sh\n"})
     es.append({"name": "etc/group", "data": "root:x:0:\nbuilders:x:1000:\n"})
