@@ -62,3 +62,23 @@ kci_err_prefix(struct kci_err *err, const char *fmt, ...)
 	err->msg[plen + 2 + keep] = '\0';
 	return err->code ? err->code : KCI_ERROR;
 }
+
+int
+kci_err_code_for_input_errno(int errnum)
+{
+	switch (errnum) {
+	case ENOENT:
+	case ENOTDIR:
+	case EISDIR:
+	case EEXIST:
+	case ELOOP:
+	case ENAMETOOLONG:
+	case EINVAL:
+	case EXDEV:
+	case EMLINK:
+	case ENOTEMPTY:
+		return KCI_INVALID;
+	default:
+		return KCI_ERROR;
+	}
+}

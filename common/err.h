@@ -42,6 +42,14 @@ int kci_err_set(struct kci_err *err, int code, const char *fmt, ...)
 int kci_err_sys(struct kci_err *err, int errnum, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/*
+ * The code for a failed system call made on behalf of untrusted input (an
+ * archive entry): errnos that mean the input asked for the impossible (a
+ * parent that is a file, a name that exists) are KCI_INVALID, the rest
+ * (ENOSPC, EIO) KCI_ERROR.
+ */
+int kci_err_code_for_input_errno(int errnum);
+
 /* Prepends "context: " to the existing message; returns the existing code. */
 int kci_err_prefix(struct kci_err *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

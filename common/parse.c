@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -108,4 +109,18 @@ kci_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
 		return KCI_INVALID;
 	*out = (unsigned)v;
 	return 0;
+}
+
+const char *
+kci_format_duration(char *buf, size_t len, int64_t ms)
+{
+	if (ms < 0)
+		ms = 0;
+	if (ms < 60000)
+		snprintf(buf, len, "%lld.%llds", (long long)(ms / 1000),
+			 (long long)(ms % 1000 / 100));
+	else
+		snprintf(buf, len, "%lldm%02llds", (long long)(ms / 60000),
+			 (long long)(ms / 1000 % 60));
+	return buf;
 }

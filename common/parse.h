@@ -2,6 +2,7 @@
 #ifndef KCI_COMMON_PARSE_H
 #define KCI_COMMON_PARSE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /*
@@ -9,6 +10,9 @@
  * and milliseconds in *ms, or KCI_INVALID. Zero is allowed; overflow is not.
  */
 int kci_parse_duration(const char *s, int64_t *ms);
+
+/* Formats milliseconds for people: "3.2s", "12m05s". Returns buf. */
+const char *kci_format_duration(char *buf, size_t len, int64_t ms);
 
 /* Sizes: "512" (MiB), "512M", "2G", "1024K" (binary units). Returns MiB in *mib. */
 int kci_parse_size_mib(const char *s, uint64_t *mib);

@@ -16,6 +16,7 @@
 
 #include "common/fdio.h"
 #include "common/fs.h"
+#include "common/parse.h"
 #include "common/strv.h"
 #include "common/xalloc.h"
 #include "engine/job.h"
@@ -159,18 +160,6 @@ job_env(struct job_ctx *c, const struct kci_image_config *cfg, struct kci_err *e
 	return env;
 }
 
-static const char *
-dur(char *buf, size_t len, int64_t ms)
-{
-	if (ms < 60000)
-		snprintf(buf, len, "%lld.%llds", (long long)(ms / 1000),
-			 (long long)(ms % 1000 / 100));
-	else
-		snprintf(buf, len, "%lldm%02llds", (long long)(ms / 60000),
-			 (long long)(ms / 1000 % 60));
-	return buf;
-}
-
 /* Maps a failed kci_vm_exec to the job's state and a one-line reason. */
 static enum kci_job_state
 exec_failure(struct job_ctx *c, int rc, const struct kci_err *err, char **why)
@@ -178,7 +167,8 @@ exec_failure(struct job_ctx *c, int rc, const struct kci_err *err, char **why)
 	char d[32];
 
 	if (rc == KCI_TIMEOUT) {
-		*why = kci_xasprintf("timed out after %s", dur(d, sizeof(d), c->j->timeout_ms));
+		*why = kci_xasprintf("timed out after %s",
+				     kci_format_duration(d, sizeof(d), c->j->timeout_ms));
 		return KCI_JOB_TIMEOUT;
 	}
 	if (rc == KCI_CANCELED) {
@@ -256,7 +246,8 @@ run_steps(struct job_ctx *c, struct kci_vm *vm, const struct kci_image_config *c
 					 .duration_ms = engine_now_ms(c->e) - t0 };
 		engine_emit(c->e, &ev);
 		logf_(c, "== step %zu %s (exit %d) in %s", c->step + 1,
-		      code == 0 ? "passed" : "failed", code, dur(d, sizeof(d), ev.duration_ms));
+		      code == 0 ? "passed" : "failed", code,
+		      kci_format_duration(d, sizeof(d), ev.duration_ms));
 		if (code != 0 && !s->allow_failure) {
 			st = KCI_JOB_FAILED;
 			*why = kci_xasprintf("step '%s' exited with %d", s->name, code);
@@ -566,8 +557,8 @@ out:
 		ev.len = len;
 	}
 	engine_emit(e, &ev);
-	logf_(&c, "== job %s in %s%s%s", kci_job_state_name(st), dur(d, sizeof(d), ev.duration_ms),
-	      why ? ": " : "", why ? why : "");
+	logf_(&c, "== job %s in %s%s%s", kci_job_state_name(st),
+	      kci_format_duration(d, sizeof(d), ev.duration_ms), why ? ": " : "", why ? why : "");
 	if (c.log)
 		fclose(c.log);
 	free(why);

@@ -41,22 +41,7 @@ int
 node_fail(const struct node *n, int errnum, const char *what, struct kci_err *err)
 {
 	kci_err_sys(err, errnum, "layer entry '%s': %s", n->shown, what);
-	switch (errnum) {
-	case ENOENT:
-	case ENOTDIR:
-	case EISDIR:
-	case EEXIST:
-	case ELOOP:
-	case ENAMETOOLONG:
-	case EINVAL:
-	case EXDEV:
-	case EMLINK:
-	case ENOTEMPTY:
-		err->code = KCI_INVALID;
-		break;
-	default:
-		err->code = KCI_ERROR;
-	}
+	err->code = kci_err_code_for_input_errno(errnum);
 	return err->code;
 }
 

@@ -114,18 +114,6 @@ struct render {
 	struct job_view *jobs;
 };
 
-static const char *
-fmt_dur(char *buf, size_t len, int64_t ms)
-{
-	if (ms < 60000)
-		snprintf(buf, len, "%lld.%llds", (long long)(ms / 1000),
-			 (long long)(ms % 1000 / 100));
-	else
-		snprintf(buf, len, "%lldm%02llds", (long long)(ms / 60000),
-			 (long long)(ms / 1000 % 60));
-	return buf;
-}
-
 /*
  * Guest output is hostile: it must not drive the user's terminal. Control
  * bytes become '?', except tabs and colour (SGR: ESC [ digits ; ... m).
@@ -189,15 +177,15 @@ render_text(struct render *r, const struct kci_event *ev)
 	case KCI_EV_STEP_END:
 		if (ev->exit_code == 0)
 			printf("<== %s passed in %s\n", ev->step_name,
-			       fmt_dur(d, sizeof(d), ev->duration_ms));
+			       kci_format_duration(d, sizeof(d), ev->duration_ms));
 		else
 			printf("<== %s failed (exit %d) in %s\n", ev->step_name, ev->exit_code,
-			       fmt_dur(d, sizeof(d), ev->duration_ms));
+			       kci_format_duration(d, sizeof(d), ev->duration_ms));
 		break;
 	case KCI_EV_JOB_END:
 		printf("job %s", kci_job_state_name(ev->state));
 		if (ev->state != KCI_JOB_SKIPPED && ev->state != KCI_JOB_CANCELED)
-			printf(" in %s", fmt_dur(d, sizeof(d), ev->duration_ms));
+			printf(" in %s", kci_format_duration(d, sizeof(d), ev->duration_ms));
 		if (ev->text) {
 			printf(": ");
 			put_sanitized(stdout, ev->text, ev->len);
@@ -310,7 +298,7 @@ summary(struct render *r, int interrupted)
 		printf("%-8s", kci_job_state_name(v->state));
 		if (r->color)
 			printf("\033[0m");
-		printf("  %8s", ran ? fmt_dur(d, sizeof(d), v->duration_ms) : "-");
+		printf("  %8s", ran ? kci_format_duration(d, sizeof(d), v->duration_ms) : "-");
 		if (v->why) {
 			printf("  ");
 			put_sanitized(stdout, v->why, strlen(v->why));
