@@ -40,7 +40,11 @@ static const char usage_text[] =
 	"      --memory SIZE     guest memory, e.g. 512M or 2G (default 512M)\n"
 	"      --disk SIZE       writable scratch disk, sparse on the host (default 8G)\n"
 	"      --timeout DUR     kill the VM after DUR, boot included: 90, 30s, 5m, 1h30m\n"
-	"      --net MODE        guest networking: none (default)\n"
+	"      --net MODE        guest networking: none (default: only lo) or nat (outbound\n"
+	"                        TCP/UDP and DNS through passt; the host's loopback stays\n"
+	"                        out of reach)\n"
+	"      --workspace DIR   build a writable disk of DIR and mount it at /workspace;\n"
+	"                        changes stay in the VM (DIR is never written)\n"
 	"      --accel MODE      auto (default), kvm or tcg\n"
 	"  -e, --env K=V         set a variable in the guest (repeatable); -e K copies the host's\n"
 	"  -w, --workdir DIR     working directory in the guest (default: the image's, or /)\n"
@@ -60,7 +64,8 @@ static const char usage_text[] =
 	"  130  kci was interrupted (143 for SIGTERM); the VM was torn down\n";
 
 struct exec_opts {
-	const char *rootfs, *kernel, *workdir, *image, *user;
+	const char *rootfs, *kernel, *workdir, *image, *user, *workspace;
+	int network; /* KCI_VM_NET_* */
 	unsigned cpus;
 	uint64_t memory_mib, disk_mib;
 	int64_t timeout_ms;
@@ -79,6 +84,7 @@ enum {
 	OPT_DISK,
 	OPT_TIMEOUT,
 	OPT_NET,
+	OPT_WORKSPACE,
 	OPT_ACCEL,
 	OPT_DEBUG
 };
@@ -93,6 +99,7 @@ static const struct option long_opts[] = {
 	{ "disk", required_argument, NULL, OPT_DISK },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "net", required_argument, NULL, OPT_NET },
+	{ "workspace", required_argument, NULL, OPT_WORKSPACE },
 	{ "accel", required_argument, NULL, OPT_ACCEL },
 	{ "env", required_argument, NULL, 'e' },
 	{ "workdir", required_argument, NULL, 'w' },
@@ -170,11 +177,15 @@ parse_opts(int argc, char **argv, struct exec_opts *o)
 						 "a duration such as 90, 30s, 5m or 1h30m");
 			break;
 		case OPT_NET:
-			if (strcmp(optarg, "none") != 0)
-				return bad_value("--net", optarg,
-						 strcmp(optarg, "nat") == 0
-							 ? "none (nat is not supported yet)"
-							 : "none");
+			if (strcmp(optarg, "none") == 0)
+				o->network = KCI_VM_NET_NONE;
+			else if (strcmp(optarg, "nat") == 0)
+				o->network = KCI_VM_NET_NAT;
+			else
+				return bad_value("--net", optarg, "none or nat");
+			break;
+		case OPT_WORKSPACE:
+			o->workspace = optarg;
 			break;
 		case OPT_ACCEL:
 			if (kci_accel_parse(optarg, &o->accel) < 0)
@@ -308,6 +319,7 @@ term_restore(struct term_state *t)
 /* Everything up to the VM: guest bundle, agent, initramfs and root disk, accelerator. */
 struct prepared {
 	char *home, *cache, *rundir, *agent, *initrd, *rootfs;
+	char *workspace; /* this run's workspace disk template, removed afterwards */
 	struct kci_guest *guest;
 	enum kci_accel accel;
 	struct kci_image_config image; /* with --image */
@@ -363,6 +375,29 @@ watch_stop(struct watch *w)
 	w->stop_fd = -1;
 }
 
+/*
+ * Builds the --workspace disk for this run only. Its name is a temp file's
+ * (kci_tmpfile_near), so if kci is killed before removing it, the cache's
+ * next pruning removes it as an orphan. The VM boots a copy of it.
+ */
+static int
+workspace_disk(const struct exec_opts *o, struct prepared *p, struct kci_err *err)
+{
+	char *final = kci_xasprintf("%s/workspace.ext4", p->cache);
+	int fd, rc;
+
+	if ((rc = kci_mkdir_p(p->cache, 0700, err)) < 0 ||
+	    (rc = fd = kci_tmpfile_near(final, &p->workspace, err)) < 0)
+		goto out;
+	close(fd);
+	/* As much room to write as the scratch disk has; sparse, so free until used. */
+	if ((rc = kci_disk_build_rw(o->workspace, p->workspace, o->disk_mib, err)) < 0)
+		kci_err_prefix(err, "--workspace");
+out:
+	free(final);
+	return rc;
+}
+
 static int
 prepare(const struct exec_opts *o, struct prepared *p, const volatile sig_atomic_t *cancel,
 	struct kci_err *err)
@@ -388,6 +423,8 @@ prepare(const struct exec_opts *o, struct prepared *p, const volatile sig_atomic
 		rc = kci_rootfs_base(p->guest, p->cache, &p->rootfs, err);
 	if (rc < 0)
 		return rc;
+	if (o->workspace && (rc = workspace_disk(o, p, err)) < 0)
+		return rc;
 	if ((rc = kci_accel_choose(o->accel, &p->accel, why, sizeof(why), err)) < 0)
 		return rc;
 	/* Say once, where a person is watching, that guests are emulated here. */
@@ -406,6 +443,9 @@ prepared_clear(struct prepared *p)
 	free(p->agent);
 	free(p->initrd);
 	free(p->rootfs);
+	if (p->workspace)
+		unlink(p->workspace);
+	free(p->workspace);
 	kci_guest_free(p->guest);
 	kci_image_config_clear(&p->image);
 }
@@ -509,6 +549,8 @@ kci_cmd_exec(int argc, char **argv)
 	vo.cpus = o.cpus;
 	vo.memory_mib = o.memory_mib;
 	vo.scratch_mib = o.disk_mib;
+	vo.workspace = p.workspace;
+	vo.network = o.network;
 	vo.timeout_ms = o.timeout_ms;
 	vo.console_fd = o.debug ? STDERR_FILENO : -1;
 	if ((rc = kci_vm_start(&vm, &vo, &err)) < 0)
