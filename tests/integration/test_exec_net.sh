@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# --net: nat reaches the outside world (deb.debian.org, the one outside host these machines
+# may contact) but not the host's loopback; none has no network device at all; passt never
+# outlives kci, even when kci is killed with SIGKILL.
+. "${KCI_TEST_LIB:-$(dirname "$0")/lib.sh}"
+
+command -v passt >/dev/null || { fail "passt is not installed (scripts/install-deps.sh)"; exit 1; }
+
+# Our passt processes: they inherit KCI_HOME from kci (passt's own command line does not
+# name it), and root can read their environment even though passt runs as nobody.
+our_passt() {
+	local pid
+	for pid in $(pgrep -f '^passt ' || true); do
+		if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "KCI_HOME=$KCI_HOME"; then
+			echo "$pid"
+		fi
+	done
+}
+
+expect_no_passt() {
+	local left
+	for _ in $(seq 50); do
+		left=$(our_passt)
+		[ -z "$left" ] && break
+		sleep 0.1
+	done
+	expect_eq "$1: no passt left" "" "$left"
+}
+
+release=http://deb.debian.org/debian/dists/bookworm/Release
+
+run_kci exec --net nat -- sh -c "wget -q -O - $release | head -n 1"
+expect_eq "nat: deb.debian.org is reachable by name" 0 "$status"
+expect_eq "nat: the Release file arrives" "Origin: Debian" "$out"
+expect_no_passt "nat"
+
+run_kci exec --net nat -- sh -c 'ls /sys/class/net | tr "\n" " "; cat /etc/resolv.conf'
+expect_eq "nat: eth0 and lo, resolv.conf points at the forwarder" \
+	"eth0 lo nameserver 10.0.2.3" "$out"
+
+run_kci exec --net none -- sh -c 'ls /sys/class/net'
+expect_eq "none: only lo" "lo" "$out"
+run_kci exec -- sh -c 'ls /sys/class/net'
+expect_eq "default is none: only lo" "lo" "$out"
+run_kci exec --net none -- sh -c "wget -T 5 -q -O - $release"
+[ "$status" -ne 0 ] && ok "none: deb.debian.org is unreachable" ||
+	fail "none: deb.debian.org answered"
+
+run_kci exec --net bogus -- true
+expect_eq "bad --net exits 125" 125 "$status"
+expect_match "bad --net says what is valid" "none or nat" "$err"
+
+# The host's loopback must stay out of reach. kci runs in a network namespace made here, so
+# no probe leaves this machine: its "host" has 10.99.0.1 on a veth whose peer, 10.99.0.2, is
+# an "outside" host in a namespace of its own. Both run a web server; the host's listens on
+# 0.0.0.0, so on its loopback too. The outside server is the control: passt works there.
+cat >"$KCI_HOME/netns.sh" <<'INNER'
+set -u
+port=18080
+ip link set lo up
+ip link add kci0 type veth peer name kci1
+ip addr add 10.99.0.1/24 dev kci0
+ip link set kci0 up
+ip route add default via 10.99.0.2 dev kci0
+unshare -n sh -c "until ip link show kci1 >/dev/null 2>&1; do sleep 0.1; done
+	ip addr add 10.99.0.2/24 dev kci1; ip link set kci1 up; ip link set lo up
+	exec python3 -m http.server --bind 10.99.0.2 $port" >/dev/null 2>&1 &
+outside=$!
+# Move the peer only once unshare has made the outside namespace.
+while [ "$(readlink /proc/$outside/ns/net)" = "$(readlink /proc/self/ns/net)" ]; do sleep 0.05; done
+ip link set kci1 netns "$outside"
+python3 -m http.server --bind 0.0.0.0 "$port" >/dev/null 2>&1 &
+host=$!
+for _ in $(seq 100); do
+	curl -s -m 1 -o /dev/null "http://127.0.0.1:$port/" &&
+		curl -s -m 1 -o /dev/null "http://10.99.0.2:$port/" && break
+	sleep 0.1
+done
+curl -s -m 5 -o /dev/null -w "host:%{http_code}\n" "http://127.0.0.1:$port/"
+curl -s -m 5 -o /dev/null -w "outside:%{http_code}\n" "http://10.99.0.2:$port/"
+# busybox nc -w does not bound the connect itself; timeout does.
+"$KCI" exec --net nat -- sh -c '
+	for target in 10.99.0.2 10.0.2.2 127.0.0.1 10.0.2.3 10.99.0.1; do
+		if printf "GET / HTTP/1.0\r\n\r\n" | timeout 5 nc "$target" '"$port"' 2>/dev/null |
+			grep -q "^HTTP/1.0 200"; then
+			echo "$target:open"
+		else
+			echo "$target:closed"
+		fi
+	done'
+echo "kci:$?"
+kill "$host" "$outside"
+wait 2>/dev/null
+INNER
+netns_out=$(KCI="$KCI" unshare -n bash "$KCI_HOME/netns.sh" 2>&1)
+expect_match "netns: the host reaches its own server" "^host:200$" "$netns_out"
+expect_match "netns: the host reaches the outside server" "^outside:200$" "$netns_out"
+expect_match "netns: kci ran" "^kci:0$" "$netns_out"
+expect_match "nat: the outside world is reachable" "^10.99.0.2:open$" "$netns_out"
+expect_match "nat: host loopback not reachable through the gateway" "^10.0.2.2:closed$" \
+	"$netns_out"
+expect_match "nat: 127.0.0.1 is the guest's own loopback" "^127.0.0.1:closed$" "$netns_out"
+expect_match "nat: nor through the DNS forwarder's address" "^10.0.2.3:closed$" "$netns_out"
+# Not a requirement, a known property of passt: the host's own non-loopback addresses are
+# ordinary destinations, so servers listening on 0.0.0.0 there are reachable. Say which.
+echo "note: host's own address 10.99.0.1 from the guest: $(grep '^10.99.0.1:' <<<"$netns_out")"
+expect_no_passt "netns"
+
+# SIGKILL to kci: QEMU dies of its parent-death signal, then passt of its closed socket.
+"$KCI" exec --net nat -- sleep 60 >/dev/null 2>&1 &
+kci_pid=$!
+for _ in $(seq 100); do
+	[ -n "$(our_passt)" ] && pgrep -f "qemu-system.*$KCI_HOME" >/dev/null && break
+	sleep 0.1
+done
+[ -n "$(our_passt)" ] && ok "passt runs while the VM does" || fail "no passt seen for the VM"
+kill -9 "$kci_pid"
+wait "$kci_pid" 2>/dev/null || true
+expect_no_passt "after kill -9 of kci"
+for _ in $(seq 50); do
+	pgrep -f "qemu-system.*$KCI_HOME" >/dev/null || break
+	sleep 0.1
+done
+# The next kci sweeps the dead one's runtime dir, for assert_clean.
+run_kci exec -- true
+expect_eq "a later run still works" 0 "$status"
