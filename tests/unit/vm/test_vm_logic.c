@@ -149,6 +149,55 @@ test_qemu__kvm_has_no_tsc_hint(void **state)
 }
 
 static void
+test_qemu__workspace_and_nat(void **state)
+{
+	struct qemu_cmd c = { .kernel = "k",
+			      .initrd = "i",
+			      .rootfs = "r",
+			      .workspace = "/run/vm-1/workspace.ext4",
+			      .net = VM_NET_ADDRESSING,
+			      .accel = KCI_ACCEL_TCG,
+			      .cpus = 1,
+			      .memory_mib = 256,
+			      .console_fd = 3,
+			      .agent_fd = 4,
+			      .qmp_fd = 5,
+			      .net_fd = 6 };
+	char **argv = qemu_argv(&c);
+
+	(void)state;
+	assert_true(has_arg(argv, "-drive", "file=/run/vm-1/workspace.ext4,format=raw"));
+	assert_false(has_arg(argv, "-drive", "workspace.ext4,format=raw,readonly"));
+	assert_true(has_arg(argv, "-device", "virtio-blk-device,drive=work,serial=kci-work"));
+	assert_true(has_arg(argv, "-netdev", "stream,id=net0,server=off,addr.type=fd,addr.str=6"));
+	assert_true(has_arg(argv, "-device", "virtio-net-device,netdev=net0"));
+	assert_true(has_arg(argv, "-append", " kci.net=10.0.2.15/24,10.0.2.2,10.0.2.3"));
+	kci_strv_free(argv);
+}
+
+/* Without a network there is no NIC at all, and the agent is told nothing. */
+static void
+test_qemu__no_network_no_nic(void **state)
+{
+	struct qemu_cmd c = { .kernel = "k",
+			      .initrd = "i",
+			      .accel = KCI_ACCEL_TCG,
+			      .cpus = 1,
+			      .memory_mib = 256,
+			      .console_fd = 3,
+			      .agent_fd = 4,
+			      .qmp_fd = 5 };
+	char **argv = qemu_argv(&c);
+
+	(void)state;
+	assert_false(has_arg(argv, "-netdev", ""));
+	assert_false(has_arg(argv, "-device", "virtio-net"));
+	assert_false(has_arg(argv, "-device", "serial=kci-work"));
+	assert_false(has_arg(argv, "-append", "kci.net"));
+	kci_strv_free(argv);
+}
+
+static void
 test_accel__pvm_host_gets_tcg(void **state)
 {
 	const char pvm[] = "processor\t: 0\ncpu MHz\t\t: 2596.132\n"
@@ -197,6 +246,8 @@ main(void)
 		cmocka_unit_test(test_modules__missing_module_skipped_cycle_rejected),
 		cmocka_unit_test(test_qemu__tcg_command_line),
 		cmocka_unit_test(test_qemu__kvm_has_no_tsc_hint),
+		cmocka_unit_test(test_qemu__workspace_and_nat),
+		cmocka_unit_test(test_qemu__no_network_no_nic),
 		cmocka_unit_test(test_accel__pvm_host_gets_tcg),
 		cmocka_unit_test(test_console__tail_and_panic),
 	};
