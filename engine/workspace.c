@@ -18,9 +18,9 @@
 
 #include "common/fs.h"
 #include "common/xalloc.h"
+#include "engine/copytree.h"
 
 #define KCI_DIR	     ".kci" /* kci's output directory at the root: never staged */
-#define WALK_MAX     256    /* directory nesting the tree walkers follow before giving up */
 #define GITLINK_MODE 0160000
 
 /*
@@ -49,13 +49,6 @@ git_err(struct kci_err *err, int code, const char *fmt, ...)
 	va_end(ap);
 	return kci_err_set(err, code, "%s: %s", what,
 			   e && e->message ? e->message : "unknown libgit2 error");
-}
-
-/* A path that stopped existing (or became a symlink) while we copied: skipped, not an error. */
-static int
-vanished(int e)
-{
-	return e == ENOENT || e == ENOTDIR || e == ELOOP;
 }
 
 static int
@@ -98,260 +91,6 @@ path_is_safe(const char *rel)
 	}
 }
 
-/* ---- copying one entry, never following a symlink ---- */
-
-static int
-copy_data(int in, int out, off_t size, const char *shown, struct kci_err *err)
-{
-	size_t cap = 128 * 1024;
-	off_t copied = 0;
-	char *buf = NULL;
-	ssize_t n;
-	int rc = 0;
-
-	/* copy_file_range shares extents where the file system can; anything else falls back. */
-	for (;;) {
-		n = copy_file_range(in, NULL, out, NULL, 1 << 30, 0);
-		/* Stopping at the size fstat saw saves a call per file; the copy is a snapshot. */
-		if (n > 0 && (copied += n) >= size)
-			return 0;
-		if (n > 0)
-			continue;
-		if (n == 0 && (copied > 0 || size == 0))
-			return 0;
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno != EXDEV && errno != ENOSYS && errno != EINVAL &&
-		    errno != EOPNOTSUPP && errno != EBADF)
-			return kci_err_sys(err, errno, "copy %s", shown);
-		break; /* unsupported here, or it claims EOF on a non-empty file: read/write */
-	}
-	buf = kci_xmalloc(cap);
-	for (;;) {
-		n = read(in, buf, cap);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = kci_err_sys(err, errno, "read %s", shown);
-			break;
-		}
-		if (n == 0)
-			break;
-		for (ssize_t off = 0; off < n;) {
-			ssize_t w = write(out, buf + off, (size_t)(n - off));
-
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0) {
-				rc = kci_err_sys(err, errno, "write %s", shown);
-				goto out;
-			}
-			off += w;
-		}
-	}
-out:
-	free(buf);
-	return rc;
-}
-
-/* Git records only the exec bit; the staged tree gets git's two modes. */
-static int
-copy_regular(int sfd, int dfd, const char *name, const char *shown, struct kci_err *err)
-{
-	struct stat sb;
-	int in = -1, out = -1, rc = 0;
-
-	/* O_NONBLOCK: if a FIFO replaced the file since lstat, opening it must not hang. */
-	in = openat(sfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (in < 0)
-		return vanished(errno) ? 1 : kci_err_sys(err, errno, "open %s", shown);
-	if (fstat(in, &sb) < 0) {
-		rc = kci_err_sys(err, errno, "stat %s", shown);
-		goto out;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		rc = 1;
-		goto out;
-	}
-	out = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (out < 0) {
-		rc = kci_err_sys(err, errno, "create %s", shown);
-		goto out;
-	}
-	if ((rc = copy_data(in, out, sb.st_size, shown, err)) < 0)
-		goto out;
-	if (fchmod(out, (sb.st_mode & S_IXUSR) ? 0755 : 0644) < 0)
-		rc = kci_err_sys(err, errno, "chmod %s", shown);
-out:
-	if (in >= 0)
-		close(in);
-	if (out >= 0)
-		close(out);
-	return rc;
-}
-
-/* The target is copied verbatim: it is data in the staged tree, never resolved here. */
-static int
-copy_symlink(int sfd, int dfd, const char *name, const char *shown, struct kci_err *err)
-{
-	char target[PATH_MAX];
-	ssize_t n = readlinkat(sfd, name, target, sizeof(target));
-
-	if (n < 0)
-		return vanished(errno) || errno == EINVAL
-			       ? 1
-			       : kci_err_sys(err, errno, "readlink %s", shown);
-	if ((size_t)n >= sizeof(target))
-		return kci_err_set(err, KCI_INVALID, "%s: symlink target too long", shown);
-	target[n] = '\0';
-	if (symlinkat(target, dfd, name) < 0)
-		return kci_err_sys(err, errno, "symlink %s", shown);
-	return 0;
-}
-
-/*
- * Copies the non-directory `name` from sfd to dfd. Returns 0 when a file or
- * symlink was copied, 1 when there was nothing to copy (vanished, or a FIFO,
- * socket or device, which a snapshot cannot carry), < 0 on error. `replace`
- * removes an existing entry at the destination first.
- */
-static int
-copy_entry(int sfd, int dfd, const char *name, const char *shown, int replace, struct kci_err *err)
-{
-	struct stat sb;
-
-	if (fstatat(sfd, name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
-		return vanished(errno) ? 1 : kci_err_sys(err, errno, "stat %s", shown);
-	if (!S_ISLNK(sb.st_mode) && !S_ISREG(sb.st_mode))
-		return 1;
-	if (replace && unlinkat(dfd, name, 0) < 0 && errno != ENOENT)
-		return kci_err_sys(err, errno, "replace %s", shown);
-	if (S_ISLNK(sb.st_mode))
-		return copy_symlink(sfd, dfd, name, shown, err);
-	return copy_regular(sfd, dfd, name, shown, err);
-}
-
-/* mkdir + open of a destination directory, refusing a symlink in its place. */
-static int
-open_dest_dir(int dfd, const char *name, const char *shown, struct kci_err *err)
-{
-	int fd;
-
-	if (mkdirat(dfd, name, 0755) < 0 && errno != EEXIST)
-		return kci_err_sys(err, errno, "mkdir %s", shown);
-	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return kci_err_sys(err, errno, "open %s", shown);
-	return fd;
-}
-
-/* ---- copying a whole tree (outside git, and .git itself) ---- */
-
-struct tree_opts {
-	const char *const *skip_top; /* NULL-terminated names skipped at the top level */
-	int skip_locks;		     /* skip "*.lock" (see copy_gitdir) */
-	int replace;		     /* overwrite existing files (overlaying a worktree's gitdir) */
-	dev_t dest_dev;		     /* never descend into the destination itself */
-	ino_t dest_ino;
-	size_t *count; /* files and symlinks copied, or NULL */
-};
-
-static int
-skipped(const struct tree_opts *o, const char *name, int depth)
-{
-	size_t n = strlen(name);
-
-	if (o->skip_locks && n > 5 && strcmp(name + n - 5, ".lock") == 0)
-		return 1;
-	for (size_t i = 0; depth == 0 && o->skip_top && o->skip_top[i]; i++)
-		if (strcmp(name, o->skip_top[i]) == 0)
-			return 1;
-	return 0;
-}
-
-static int copy_tree(int sfd, int dfd, const char *shown, int depth, const struct tree_opts *o,
-		     struct kci_err *err);
-
-static int
-copy_subdir(int sfd, int dfd, const char *name, const char *shown, int depth,
-	    const struct tree_opts *o, struct kci_err *err)
-{
-	int src, dst, rc;
-
-	if (depth >= WALK_MAX)
-		return kci_err_set(err, KCI_INVALID, "%s: directories nested too deeply", shown);
-	src = openat(sfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (src < 0)
-		return vanished(errno) ? 0 : kci_err_sys(err, errno, "open %s", shown);
-	if ((dst = open_dest_dir(dfd, name, shown, err)) < 0) {
-		close(src);
-		return dst;
-	}
-	rc = copy_tree(src, dst, shown, depth + 1, o, err);
-	close(dst);
-	return rc;
-}
-
-/* Copies the directory sfd (consumed) into dfd, recursively. */
-static int
-copy_tree(int sfd, int dfd, const char *shown, int depth, const struct tree_opts *o,
-	  struct kci_err *err)
-{
-	DIR *d = fdopendir(sfd);
-	struct dirent *de;
-	int rc = 0;
-
-	if (!d) {
-		rc = kci_err_sys(err, errno, "opendir %s", shown);
-		close(sfd);
-		return rc;
-	}
-	while (rc >= 0 && (errno = 0, de = readdir(d))) {
-		char *path;
-		struct stat sb;
-
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
-		    skipped(o, de->d_name, depth))
-			continue;
-		if (fstatat(dirfd(d), de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
-			if (!vanished(errno))
-				rc = kci_err_sys(err, errno, "stat %s/%s", shown, de->d_name);
-			continue;
-		}
-		if (S_ISDIR(sb.st_mode) && sb.st_dev == o->dest_dev && sb.st_ino == o->dest_ino)
-			continue;
-		path = kci_xasprintf("%s/%s", shown, de->d_name);
-		if (S_ISDIR(sb.st_mode))
-			rc = copy_subdir(dirfd(d), dfd, de->d_name, path, depth, o, err);
-		else if ((rc = copy_entry(dirfd(d), dfd, de->d_name, path, o->replace, err)) == 0 &&
-			 o->count)
-			(*o->count)++;
-		free(path);
-	}
-	if (rc >= 0 && errno)
-		rc = kci_err_sys(err, errno, "readdir %s", shown);
-	closedir(d);
-	return rc < 0 ? rc : 0;
-}
-
-static int
-copy_dir_at(const char *src, int dfd, const char *name, const struct tree_opts *o,
-	    struct kci_err *err)
-{
-	int sfd, dst, rc;
-
-	sfd = open(src, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (sfd < 0)
-		return kci_err_sys(err, errno, "open %s", src);
-	if ((dst = open_dest_dir(dfd, name, name, err)) < 0) {
-		close(sfd);
-		return dst;
-	}
-	rc = copy_tree(sfd, dst, src, 0, o, err);
-	close(dst);
-	return rc;
-}
-
 /* ---- .git ---- */
 
 /*
@@ -383,14 +122,14 @@ copy_gitdir(git_repository *repo, int dst, const struct stat *dest_st, int with_
 
 	if (!git_repository_is_worktree(repo)) {
 		o.skip_top = with_index ? NULL : plain_skip;
-		return copy_dir_at(git_repository_path(repo), dst, ".git", &o, err);
+		return ct_copy_dir_at(git_repository_path(repo), dst, ".git", &o, err);
 	}
 	o.skip_top = common_skip;
-	if ((rc = copy_dir_at(git_repository_commondir(repo), dst, ".git", &o, err)) < 0)
+	if ((rc = ct_copy_dir_at(git_repository_commondir(repo), dst, ".git", &o, err)) < 0)
 		return rc;
 	o.skip_top = with_index ? worktree_skip : worktree_skip_index;
 	o.replace = 1;
-	return copy_dir_at(git_repository_path(repo), dst, ".git", &o, err);
+	return ct_copy_dir_at(git_repository_path(repo), dst, ".git", &o, err);
 }
 
 /*
@@ -569,7 +308,7 @@ stager_enter(struct stager *st, const char *path, size_t len, struct kci_err *er
 		if (src < 0) {
 			close(dst);
 			dst = -1;
-			if (!vanished(errno)) {
+			if (!ct_vanished(errno)) {
 				int rc = kci_err_sys(err, errno, "open %s", dir);
 
 				free(comp);
@@ -577,7 +316,7 @@ stager_enter(struct stager *st, const char *path, size_t len, struct kci_err *er
 			}
 			break;
 		}
-		next = open_dest_dir(dst, c, dir, err);
+		next = ct_open_dest_dir(dst, c, dir, err);
 		close(dst);
 		dst = next;
 		if (dst < 0) {
@@ -620,7 +359,7 @@ stage_paths(struct stager *st, const struct pathset *s, const char *skip, size_t
 				rc = kci_err_sys(err, errno, "mkdir %s", p);
 			continue;
 		}
-		rc = copy_entry(st->src_dir, st->dst_dir, slash ? slash + 1 : p, p, 0, err);
+		rc = ct_copy_entry(st->src_dir, st->dst_dir, slash ? slash + 1 : p, p, 0, err);
 		if (rc == 0)
 			(*files)++;
 	}
@@ -869,7 +608,7 @@ stage_plain(int src, int dst, const struct stat *dest_st, size_t *files, struct 
 
 	if (fd < 0)
 		return kci_err_sys(err, errno, "dup");
-	return copy_tree(fd, dst, ".", 0, &o, err);
+	return ct_copy_tree(fd, dst, ".", 0, &o, err);
 }
 
 int
