@@ -496,8 +496,7 @@ boot(struct job_ctx *c, struct kci_image_config *cfg, struct kci_vm **vm, char *
 	vo.run_dir = e->rundir;
 	vo.cache_dir = e->cache;
 	vo.accel = e->o->accel;
-	if (c->j->cpus)
-		vo.cpus = c->j->cpus;
+	vo.cpus = c->j->cpus ? c->j->cpus : e->default_cpus;
 	if (c->j->memory_mib)
 		vo.memory_mib = c->j->memory_mib;
 	vo.timeout_ms = c->j->timeout_ms;

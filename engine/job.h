@@ -14,6 +14,7 @@ struct engine {
 	int *selected;
 	enum kci_job_state *states; /* guarded by lock */
 	unsigned running, max_jobs; /* guarded by lock */
+	unsigned default_cpus;	    /* vCPUs of a job that does not ask for a number */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;	    /* a job finished */
 	pthread_mutex_t ev_lock;    /* one event at a time */
