@@ -114,6 +114,20 @@ disk_mount_join(struct disk_mount *m, const char *what, int report, struct kci_e
 }
 
 /*
+ * mke2fs -d gives every ext4 a lost+found. On the workspace it would be a
+ * directory the repository never had (`git status` would list it), so it goes
+ * while it is empty; e2fsck makes a new one if it ever needs it.
+ */
+static void
+drop_lost_found(const char *mnt)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "%s/lost+found", mnt);
+	(void)rmdir(path);
+}
+
+/*
  * Mounts lower, upper and the overlay of the two at NEWROOT_DIR, and the
  * workspace at WORK_DIR. The disks mount concurrently: each ext4 mount is
  * tens of milliseconds of emulated I/O under TCG, and every job waits for
@@ -143,6 +157,8 @@ mount_overlay(const struct rootfs_disks *disks, struct kci_err *err)
 		rc = work.rc;
 	if (rc < 0)
 		return rc;
+	if (disks->work[0])
+		drop_lost_found(WORK_DIR);
 	if ((rc = mkdir_p(SCRATCH_DIR "/upper", 0755)) < 0 ||
 	    (rc = mkdir_p(SCRATCH_DIR "/work", 0755)) < 0)
 		return kci_err_sys(err, -rc, "create overlay dirs in %s", SCRATCH_DIR);
@@ -195,5 +211,6 @@ rootfs_mount_workspace(const struct rootfs_disks *disks, struct kci_err *err)
 		return 0;
 	if (mount_at(disks->work, WORKSPACE, "ext4", MS_NOATIME, NULL, err) < 0)
 		return kci_err_prefix(err, "workspace disk");
+	drop_lost_found(WORKSPACE);
 	return 0;
 }

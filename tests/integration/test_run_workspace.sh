@@ -28,6 +28,7 @@ expect_match "the uncommitted edit is in" '\| version v3-uncommitted$' "$out"
 expect_match "an untracked file is in" 'untracked.txt' "$out"
 if grep -q ignored.txt <<<"$out"; then fail "an ignored file reached the VM"; else ok "ignored file excluded"; fi
 expect_match ".git is available" '\| git dir present$' "$out"
+if grep -q "lost+found" <<<"$out"; then fail "the workspace shows mke2fs's lost+found"; else ok "no lost+found in /workspace"; fi
 expect_match "the header says the tree is dirty" 'uncommitted changes' "$out"
 
 run_kci run "$repo" --commit HEAD~1
