@@ -4,7 +4,10 @@
  * starts nothing more while the running jobs tear their VMs down. One thread
  * per running job; events are serialised so the caller never locks.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +97,89 @@ default_cpus(const struct engine *e)
 	return n < 1 ? 1 : n > 2 ? 2 : n;
 }
 
+/*
+ * Opens (creating it) the directory `name` under parent without following a
+ * symlink: .kci/ is inside the repository, and a repository that commits
+ * `.kci/artifacts -> ../.git` must not steer kci's writes.
+ */
+static int
+open_out_dir(int parent, const char *name, const char *shown, int *out, struct kci_err *err)
+{
+	int fd;
+
+	if (mkdirat(parent, name, 0755) < 0 && errno != EEXIST)
+		return kci_err_sys(err, errno, "mkdir %s", shown);
+	fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR))
+		return kci_err_set(err, KCI_INVALID,
+				   "%s is a symlink or not a directory; kci writes logs and "
+				   "artifacts only into a real directory (remove it)",
+				   shown);
+	if (fd < 0)
+		return kci_err_sys(err, errno, "open %s", shown);
+	*out = fd;
+	return 0;
+}
+
+/* Removes artifact temp dirs (".NAME.tmp-PID-XXXXXX") whose kci is gone. */
+static void
+sweep_artifacts(int art_fd)
+{
+	int fd = dup(art_fd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	struct dirent *de;
+
+	if (!d && fd >= 0)
+		close(fd);
+	while (d && (de = readdir(d))) {
+		const char *t = strstr(de->d_name, ".tmp-");
+		int pid;
+
+		if (de->d_name[0] != '.' || !t || sscanf(t, ".tmp-%d-", &pid) != 1 || pid <= 0 ||
+		    kill(pid, 0) == 0 || errno != ESRCH)
+			continue;
+		char *path = kci_xasprintf("/proc/self/fd/%d/%s", art_fd, de->d_name);
+		kci_rm_rf(path, NULL);
+		free(path);
+	}
+	if (d)
+		closedir(d);
+}
+
+static int
+open_outputs(struct engine *e, struct kci_err *err)
+{
+	char *parent = kci_xstrdup(e->o->out_dir), *slash = strrchr(parent, '/');
+	char *art = kci_xasprintf("%s/artifacts", e->o->out_dir);
+	char *logs = kci_xasprintf("%s/logs", e->o->out_dir);
+	int pfd = -1, ofd = -1, rc;
+
+	if (!slash || !slash[1]) {
+		rc = kci_err_set(err, KCI_INVALID, "output dir %s: not a path", e->o->out_dir);
+		goto out;
+	}
+	*slash = '\0';
+	pfd = open(parent[0] ? parent : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (pfd < 0) {
+		rc = kci_err_sys(err, errno, "open %s", parent);
+		goto out;
+	}
+	if ((rc = open_out_dir(pfd, slash + 1, e->o->out_dir, &ofd, err)) < 0 ||
+	    (rc = open_out_dir(ofd, "artifacts", art, &e->art_fd, err)) < 0 ||
+	    (rc = open_out_dir(ofd, "logs", logs, &e->logs_fd, err)) < 0)
+		goto out;
+	sweep_artifacts(e->art_fd);
+out:
+	if (pfd >= 0)
+		close(pfd);
+	if (ofd >= 0)
+		close(ofd);
+	free(parent);
+	free(art);
+	free(logs);
+	return rc;
+}
+
 /* Guest assets every job shares: kernel, initramfs, the base rootfs, the workspace disk. */
 static int
 prepare(struct engine *e, struct kci_err *err)
@@ -108,6 +194,8 @@ prepare(struct engine *e, struct kci_err *err)
 	    (rc = kci_mkdir_p(e->rundir, 0700, err)) < 0)
 		return rc;
 	kci_vm_sweep_stale(e->rundir);
+	if ((rc = open_outputs(e, err)) < 0)
+		return rc;
 	if ((rc = kci_guest_find(&e->guest, o->kernel, o->home, err)) < 0 ||
 	    (rc = kci_agent_find(&e->agent, err)) < 0 ||
 	    (rc = kci_initramfs_get(e->guest, e->agent, e->cache, &e->initrd, err)) < 0)
@@ -253,7 +341,7 @@ int
 kci_engine_run(const struct kci_plan *p, const int *selected, const struct kci_engine_opts *o,
 	       enum kci_job_state *states, struct kci_err *err)
 {
-	struct engine e = { .p = p, .o = o, .states = states };
+	struct engine e = { .p = p, .o = o, .states = states, .art_fd = -1, .logs_fd = -1 };
 	struct job_run *runs;
 	struct timespec ts;
 	int rc;
@@ -308,6 +396,10 @@ out:
 	pthread_mutex_destroy(&e.lock);
 	if (e.workspace_disk)
 		unlink(e.workspace_disk);
+	if (e.art_fd >= 0)
+		close(e.art_fd);
+	if (e.logs_fd >= 0)
+		close(e.logs_fd);
 	free(e.workspace_disk);
 	free(e.base_rootfs);
 	free(e.initrd);

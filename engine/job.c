@@ -22,7 +22,8 @@
 #include "engine/job.h"
 #include "images/images.h"
 
-#define STDERR_KEEP 2048 /* bytes of a helper command's stderr kept for messages */
+#define STDERR_KEEP  2048	/* bytes of a helper command's stderr kept for messages */
+#define LOG_FILE_MAX (64 << 20) /* a job's log stops here: a flooding guest fills no disk */
 
 struct job_ctx {
 	struct engine *e;
@@ -32,6 +33,7 @@ struct job_ctx {
 	int stream; /* the stream being fed to a logbuf */
 	struct logbuf out[3];
 	FILE *log;
+	uint64_t log_bytes; /* job output written to the log so far */
 	/* Artifact collection: the tar stream from the guest and tar's complaints. */
 	int tar_fd, tar_overflow;
 	uint64_t tar_bytes;
@@ -94,9 +96,14 @@ on_line(void *ctx, const char *line, size_t len)
 				.len = len };
 
 	engine_emit(c->e, &ev);
-	if (c->log) {
+	if (c->log && c->log_bytes < LOG_FILE_MAX) {
 		fwrite(line, 1, len, c->log);
 		fputc('\n', c->log);
+		c->log_bytes += len + 1;
+		if (c->log_bytes >= LOG_FILE_MAX)
+			fprintf(c->log,
+				"kci: log truncated at %d MiB; the rest went to the events only\n",
+				LOG_FILE_MAX >> 20);
 	}
 }
 
@@ -230,8 +237,8 @@ run_steps(struct job_ctx *c, struct kci_vm *vm, const struct kci_image_config *c
 		rc = kci_vm_exec(vm, &req, &io, &res, &signo, &err);
 		flush_output(c);
 		if (rc < 0) {
+			/* The reason is logged, masked, when the job ends. */
 			st = exec_failure(c, rc, &err, why);
-			logf_(c, "== step %zu: %s", c->step + 1, *why);
 			break;
 		}
 		code = res.signal ? 128 + res.signal : res.code;
@@ -340,21 +347,34 @@ give_workspace(struct job_ctx *c, struct kci_vm *vm, const char *user, char **wh
 	return KCI_JOB_ERROR;
 }
 
+/*
+ * An unlinked file beside the artifacts for the guest's tar stream: O_TMPFILE,
+ * else a named temp file unlinked at once (never RAM: the stream may be large).
+ */
 static int
 open_spool(const char *dir)
 {
 	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	char *tmp;
 
-	return fd >= 0 ? fd : memfd_create("kci-artifacts", MFD_CLOEXEC);
+	if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
+		return fd;
+	tmp = kci_xasprintf("%s/.spool.tmp-%d-XXXXXX", dir, (int)getpid());
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd >= 0)
+		unlink(tmp);
+	free(tmp);
+	return fd;
 }
 
 /*
  * Copies the job's artifacts out: tar in the guest writes them to a spool
  * file, and the host extracts that, confined, into a fresh dir that replaces
- * artifacts/<job>/ only once complete. Returns 0 or < 0 with *why set.
+ * artifacts/<job>/ only once complete. Returns 0 or < 0 with *why set; when
+ * the VM itself ended (timeout, cancel, death), *interrupted says how.
  */
 static int
-collect_artifacts(struct job_ctx *c, struct kci_vm *vm, char **why)
+collect_artifacts(struct job_ctx *c, struct kci_vm *vm, char **why, enum kci_job_state *interrupted)
 {
 	const struct kci_engine_opts *o = c->e->o;
 	const char *name = c->e->file_names[c->idx];
@@ -364,16 +384,16 @@ collect_artifacts(struct job_ctx *c, struct kci_vm *vm, char **why)
 	struct kci_vm_io io = KCI_VM_IO_INIT;
 	struct kci_vm_result res = { 0 };
 	struct art_stats stats = { 0 };
-	char *dir = kci_xasprintf("%s/artifacts", o->out_dir), *tmp = NULL, *final = NULL;
+	/* Paths through the opened dir: no component of them is the repository's to steer. */
+	char *dir = kci_xasprintf("/proc/self/fd/%d", c->e->art_fd), *tmp = NULL, *final = NULL;
+	char *shown = kci_xasprintf("%s/artifacts/%s", o->out_dir, name);
 	char **argv = NULL,
 	     *env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL };
 	size_t n = 0;
 	int rc, signo, code;
 
-	if ((rc = kci_mkdir_p(dir, 0755, &err)) < 0) {
-		*why = kci_xasprintf("artifacts: %s", err.msg);
-		goto out;
-	}
+	c->tar_err_len = 0;
+	c->tar_err[0] = '\0';
 	c->tar_fd = open_spool(dir);
 	if (c->tar_fd < 0) {
 		rc = -1;
@@ -395,7 +415,7 @@ collect_artifacts(struct job_ctx *c, struct kci_vm *vm, char **why)
 	io.output = on_tar;
 	io.ctx = c;
 	if ((rc = kci_vm_exec(vm, &req, &io, &res, &signo, &err)) < 0) {
-		*why = kci_xasprintf("artifacts: %s", err.msg);
+		*interrupted = exec_failure(c, rc, &err, why);
 		goto out;
 	}
 	code = res.signal ? 128 + res.signal : res.code;
@@ -430,13 +450,13 @@ collect_artifacts(struct job_ctx *c, struct kci_vm *vm, char **why)
 	(void)chmod(tmp, 0755); /* mkdtemp made it private; the artifacts are the user's */
 	if (rename(tmp, final) < 0) {
 		rc = -1;
-		*why = kci_xasprintf("artifacts: rename to %s: %s", final, strerror(errno));
+		*why = kci_xasprintf("artifacts: rename to %s: %s", shown, strerror(errno));
 		goto out;
 	}
 	free(tmp);
 	tmp = NULL;
 	note(c, "artifacts: %zu entries, %llu bytes in %s", stats.files,
-	     (unsigned long long)stats.bytes, final);
+	     (unsigned long long)stats.bytes, shown);
 	if (code != 0) {
 		char *what = tar_complaint(c);
 		rc = -1;
@@ -453,6 +473,7 @@ out:
 	free(final);
 	free(tmp);
 	free(dir);
+	free(shown);
 	return rc;
 }
 
@@ -460,14 +481,17 @@ out:
 static void
 open_log(struct job_ctx *c)
 {
-	char *dir = kci_xasprintf("%s/logs", c->e->o->out_dir), *path;
+	char *name = kci_xasprintf("%s.log", c->e->file_names[c->idx]);
+	int fd = openat(c->e->logs_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+			0644);
 
-	if (kci_mkdir_p(dir, 0755, NULL) == 0) {
-		path = kci_xasprintf("%s/%s.log", dir, c->e->file_names[c->idx]);
-		c->log = fopen(path, "we");
-		free(path);
-	}
-	free(dir);
+	/* A symlink planted in the repository's .kci/logs is replaced, never written through. */
+	if (fd < 0 && errno == ELOOP && unlinkat(c->e->logs_fd, name, 0) == 0)
+		fd = openat(c->e->logs_fd, name,
+			    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd >= 0 && !(c->log = fdopen(fd, "w")))
+		close(fd);
+	free(name);
 }
 
 static int
@@ -517,7 +541,7 @@ job_run(struct job_run *jr)
 	struct job_ctx c = { .e = e, .idx = jr->idx, .j = &e->p->jobs[jr->idx], .tar_fd = -1 };
 	struct kci_event ev = { .kind = KCI_EV_JOB_START, .job = jr->idx };
 	struct kci_image_config cfg = { 0 };
-	enum kci_job_state st = KCI_JOB_ERROR;
+	enum kci_job_state st = KCI_JOB_ERROR, interrupted = KCI_JOB_PENDING;
 	struct kci_vm *vm = NULL;
 	int64_t t0 = engine_now_ms(e);
 	char *why = NULL, *art_why = NULL, d[32];
@@ -531,12 +555,20 @@ job_run(struct job_run *jr)
 	st = run_steps(&c, vm, &cfg, &why);
 	/* Artifacts of a failed job too (test reports are what one wants then). */
 	if ((st == KCI_JOB_PASSED || st == KCI_JOB_FAILED) && c.j->artifacts && c.j->artifacts[0] &&
-	    collect_artifacts(&c, vm, &art_why) < 0) {
-		note(&c, "%s", art_why);
-		if (st == KCI_JOB_PASSED) {
-			st = KCI_JOB_FAILED;
+	    collect_artifacts(&c, vm, &art_why, &interrupted) < 0) {
+		if (interrupted != KCI_JOB_PENDING) {
+			/* The VM ended under tar: that, not the artifacts, is the job's end. */
+			st = interrupted;
+			free(why);
 			why = art_why;
 			art_why = NULL;
+		} else {
+			note(&c, "%s", art_why);
+			if (st == KCI_JOB_PASSED) {
+				st = KCI_JOB_FAILED;
+				why = art_why;
+				art_why = NULL;
+			}
 		}
 	}
 out:

@@ -23,6 +23,11 @@ struct engine {
 	int64_t t0;
 	struct masker mask;
 	char **file_names; /* per job: its name under artifacts/ and logs/ */
+	/*
+	 * out_dir/artifacts and out_dir/logs, opened without following a symlink:
+	 * .kci/ lies in the repository, whose author may have planted links there.
+	 */
+	int art_fd, logs_fd;
 	struct kci_guest *guest;
 	char *agent, *initrd, *base_rootfs, *workspace_disk, *cache, *rundir;
 };

@@ -822,9 +822,8 @@ kci_cmd_run(int argc, char **argv)
 		goto fail;
 	if ((rc = kci_accel_choose(s.o.accel, &eo.accel, why, sizeof(why), &err)) < 0)
 		goto fail;
+	/* The engine creates it, refusing symlinks the repository may have planted. */
 	s.out_dir = kci_xasprintf("%s/.kci", s.project);
-	if ((rc = kci_mkdir_p(s.out_dir, 0755, &err)) < 0)
-		goto fail;
 
 	r.p = s.plan;
 	r.selected = s.selected;
