@@ -55,19 +55,20 @@ typedef void (*line_fn)(void *ctx, const char *line, size_t len);
 
 /* Splits one output stream into lines, masking each before it leaves. */
 struct logbuf {
-	char buf[LOG_LINE_MAX];
-	size_t len;
+	char *buf; /* LOG_LINE_MAX + the longest secret: room to never cut one */
+	size_t len, cap;
 };
 
 /*
  * Feeds bytes; emit() gets each complete line (without "\n" or a trailing
  * "\r"), masked, NUL-terminated. A line longer than LOG_LINE_MAX leaves in
- * pieces, cut where no secret can straddle the cut.
+ * pieces, cut where no secret can straddle the cut, however long the secret.
  */
 void logbuf_feed(struct logbuf *b, const struct masker *m, const char *data, size_t len,
 		 line_fn emit, void *ctx);
 /* Emits what is left as a last line (a process that did not end with "\n"). */
 void logbuf_flush(struct logbuf *b, const struct masker *m, line_fn emit, void *ctx);
+void logbuf_free(struct logbuf *b);
 
 /* "test (GO=1.21, OS=a)" -> "test_GO-1.21_OS-a": a file name for artifacts/ and logs/. */
 char *job_file_name(const char *job_name);

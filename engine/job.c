@@ -592,6 +592,8 @@ out:
 	      kci_format_duration(d, sizeof(d), ev.duration_ms), why ? ": " : "", why ? why : "");
 	if (c.log)
 		fclose(c.log);
+	for (int i = 0; i < 3; i++)
+		logbuf_free(&c.out[i]);
 	free(why);
 	free(art_why);
 	return st;

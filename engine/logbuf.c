@@ -148,8 +148,7 @@ emit_piece(struct logbuf *b, const struct masker *m, line_fn emit, void *ctx)
 	size_t keep = m->maxlen ? m->maxlen - 1 : 0, cut, used, outlen;
 	char *piece;
 
-	if (keep >= b->len / 2)
-		keep = b->len / 2;
+	/* The buffer holds LOG_LINE_MAX + maxlen bytes, so the cut is past LOG_LINE_MAX. */
 	cut = b->len - keep;
 	piece = mask_until(m, b->buf, b->len, cut, &used, &outlen);
 	emit(ctx, piece, outlen);
@@ -162,8 +161,12 @@ void
 logbuf_feed(struct logbuf *b, const struct masker *m, const char *data, size_t len, line_fn emit,
 	    void *ctx)
 {
+	if (!b->buf) {
+		b->cap = LOG_LINE_MAX + m->maxlen;
+		b->buf = kci_xmalloc(b->cap);
+	}
 	while (len) {
-		size_t room = sizeof(b->buf) - b->len;
+		size_t room = b->cap - b->len;
 		size_t n = len < room ? len : room;
 		const char *nl = memchr(data, '\n', n);
 
@@ -176,7 +179,7 @@ logbuf_feed(struct logbuf *b, const struct masker *m, const char *data, size_t l
 		if (nl) {
 			emit_line(m, b->buf, b->len - 1, emit, ctx);
 			b->len = 0;
-		} else if (b->len == sizeof(b->buf)) {
+		} else if (b->len == b->cap) {
 			emit_piece(b, m, emit, ctx);
 		}
 	}
@@ -188,6 +191,13 @@ logbuf_flush(struct logbuf *b, const struct masker *m, line_fn emit, void *ctx)
 	if (b->len)
 		emit_line(m, b->buf, b->len, emit, ctx);
 	b->len = 0;
+}
+
+void
+logbuf_free(struct logbuf *b)
+{
+	free(b->buf);
+	memset(b, 0, sizeof(*b));
 }
 
 char *

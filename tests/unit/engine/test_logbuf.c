@@ -39,6 +39,7 @@ feed_all(struct masker *m, const char *text, size_t chunk, struct lines *out)
 	for (size_t i = 0; i < len; i += chunk)
 		logbuf_feed(b, m, text + i, len - i < chunk ? len - i : chunk, collect, out);
 	logbuf_flush(b, m, collect, out);
+	logbuf_free(b);
 	free(b);
 }
 
@@ -141,6 +142,45 @@ test_long_line_keeps_secrets_whole(void **state)
 	free(text);
 }
 
+/* A secret longer than a log line (a base64 kubeconfig) is masked whole at any offset. */
+static void
+test_secret_longer_than_a_line(void **state)
+{
+	size_t slen = 6000, n = slen * 4;
+	char *secret = kci_xmalloc(slen + 3), *text = kci_xmalloc(n + 2);
+	char *secrets[] = { secret, NULL };
+	struct lines out = { 0 };
+	struct masker m;
+
+	(void)state;
+	memcpy(secret, "K=", 2);
+	for (size_t i = 0; i < slen; i++)
+		secret[2 + i] =
+			"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[i * 7 %
+											   64];
+	secret[2 + slen] = '\0';
+	for (size_t prefix = 0; prefix < n - slen; prefix += 4999) {
+		memset(text, '.', n);
+		memcpy(text + prefix, secret + 2, slen);
+		text[n] = '\n';
+		text[n + 1] = '\0';
+		mask_init(&m, secrets);
+		feed_all(&m, text, 1000, &out);
+		assert_non_null(strstr(out.all, "***"));
+		/* No run of the secret's characters longer than a handful survives. */
+		for (size_t i = 0, run = 0; out.all[i]; i++) {
+			run = strchr(".*\n", out.all[i]) ? 0 : run + 1;
+			assert_true(run < 16);
+		}
+		mask_free(&m);
+		free(out.all);
+		out.all = NULL;
+		out.n = 0;
+	}
+	free(secret);
+	free(text);
+}
+
 static void
 test_job_file_name(void **state)
 {
@@ -168,6 +208,7 @@ main(void)
 		cmocka_unit_test(test_mask_longest_first),
 		cmocka_unit_test(test_mask_multiline_secret),
 		cmocka_unit_test(test_long_line_keeps_secrets_whole),
+		cmocka_unit_test(test_secret_longer_than_a_line),
 		cmocka_unit_test(test_job_file_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
