@@ -115,14 +115,36 @@ struct render {
 };
 
 /*
+ * Whether byte i of s is a control a terminal would act on: C0 and DEL, and C1
+ * (0x80-0x9f), whether raw or UTF-8 encoded (0xc2 0x80-0x9f). *skip is set
+ * to the bytes to drop after it.
+ */
+static int
+is_control(const unsigned char *s, size_t len, size_t i, size_t *skip)
+{
+	*skip = 0;
+	if (s[i] < 0x20 || s[i] == 0x7f)
+		return 1;
+	if (s[i] == 0xc2 && i + 1 < len && s[i + 1] >= 0x80 && s[i + 1] <= 0x9f) {
+		*skip = 1;
+		return 1;
+	}
+	/* A continuation byte right after ASCII is a raw C1 control or junk. */
+	return s[i] >= 0x80 && s[i] <= 0x9f && (i == 0 || s[i - 1] < 0x80);
+}
+
+/*
  * Guest output is hostile: it must not drive the user's terminal. Control
  * bytes become '?', except tabs and colour (SGR: ESC [ digits ; ... m).
  */
 static void
 put_sanitized(FILE *f, const char *s, size_t len)
 {
+	const unsigned char *u = (const unsigned char *)s;
+
 	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
+		unsigned char c = u[i];
+		size_t skip;
 
 		if (c == 0x1b && i + 1 < len && s[i + 1] == '[') {
 			size_t k = i + 2;
@@ -135,26 +157,55 @@ put_sanitized(FILE *f, const char *s, size_t len)
 				continue;
 			}
 		}
-		fputc(c == '\t' || (c >= 0x20 && c != 0x7f) ? c : '?', f);
+		if (c != '\t' && is_control(u, len, i, &skip)) {
+			fputc('?', f);
+			i += skip;
+			continue;
+		}
+		fputc(c, f);
 	}
+}
+
+/*
+ * A string from the repository (job and step names: matrix values are any
+ * YAML scalar) made safe to print: a new string with every control as '?'.
+ */
+static char *
+plain(const char *s)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t len = strlen(s), o = 0, skip;
+	char *out = kci_xmalloc(len + 1);
+
+	for (size_t i = 0; i < len; i++) {
+		if (is_control(u, len, i, &skip)) {
+			out[o++] = '?';
+			i += skip;
+		} else {
+			out[o++] = s[i];
+		}
+	}
+	out[o] = '\0';
+	return out;
 }
 
 static void
 prefix(struct render *r, size_t job)
 {
-	const char *name = r->p->jobs[job].name;
+	char *name = plain(r->p->jobs[job].name);
 
 	if (r->color)
 		printf("\033[%sm%-*.*s |\033[0m ", colors[job % (sizeof(colors) / sizeof(*colors))],
 		       r->width, r->width, name);
 	else
 		printf("%-*.*s | ", r->width, r->width, name);
+	free(name);
 }
 
 static void
 render_text(struct render *r, const struct kci_event *ev)
 {
-	char d[32];
+	char d[32], *step = ev->step_name ? plain(ev->step_name) : NULL;
 
 	prefix(r, ev->job);
 	switch (ev->kind) {
@@ -167,8 +218,7 @@ render_text(struct render *r, const struct kci_event *ev)
 		putchar('\n');
 		break;
 	case KCI_EV_STEP_START:
-		printf("%s==> %s%s\n", r->color ? "\033[1m" : "", ev->step_name,
-		       r->color ? "\033[0m" : "");
+		printf("%s==> %s%s\n", r->color ? "\033[1m" : "", step, r->color ? "\033[0m" : "");
 		break;
 	case KCI_EV_LOG:
 		put_sanitized(stdout, ev->text, ev->len);
@@ -176,10 +226,10 @@ render_text(struct render *r, const struct kci_event *ev)
 		break;
 	case KCI_EV_STEP_END:
 		if (ev->exit_code == 0)
-			printf("<== %s passed in %s\n", ev->step_name,
+			printf("<== %s passed in %s\n", step,
 			       kci_format_duration(d, sizeof(d), ev->duration_ms));
 		else
-			printf("<== %s failed (exit %d) in %s\n", ev->step_name, ev->exit_code,
+			printf("<== %s failed (exit %d) in %s\n", step, ev->exit_code,
 			       kci_format_duration(d, sizeof(d), ev->duration_ms));
 		break;
 	case KCI_EV_JOB_END:
@@ -193,6 +243,7 @@ render_text(struct render *r, const struct kci_event *ev)
 		putchar('\n');
 		break;
 	}
+	free(step);
 }
 
 static const char *const kind_names[] = {
@@ -290,7 +341,9 @@ summary(struct render *r, int interrupted)
 			json_object_array_add(arr, o);
 			continue;
 		}
-		printf("%-*s  ", width, r->p->jobs[i].name);
+		char *name = plain(r->p->jobs[i].name);
+		printf("%-*s  ", width, name);
+		free(name);
 		if (r->color)
 			printf("\033[%sm", v->state == KCI_JOB_PASSED	 ? "32"
 					   : v->state == KCI_JOB_SKIPPED ? "2"
@@ -430,7 +483,7 @@ parse_opts(int argc, char **argv, struct run_opts *o)
 static int
 read_secret_file(const char *path, char ***out, size_t *n, struct kci_err *err)
 {
-	char *text, *line, *save = NULL;
+	char *text, *line, *next;
 	size_t len;
 	int rc, lineno = 0;
 
@@ -440,8 +493,14 @@ read_secret_file(const char *path, char ***out, size_t *n, struct kci_err *err)
 		free(text);
 		return kci_err_set(err, KCI_INVALID, "--secret-file %s: contains a NUL byte", path);
 	}
-	for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		size_t l = strlen(line);
+	/* Line by line, blank ones counted, so a message names the line an editor shows. */
+	for (line = text; line && *line; line = next) {
+		size_t l;
+
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		l = strlen(line);
 		lineno++;
 		if (l && line[l - 1] == '\r')
 			line[--l] = '\0';
@@ -459,6 +518,23 @@ read_secret_file(const char *path, char ***out, size_t *n, struct kci_err *err)
 	return rc < 0 ? rc : 0;
 }
 
+/* Whether `name` is one of the ", "-separated names in list (NULL = empty). */
+static int
+name_listed(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = list; p && *p;) {
+		size_t l = strcspn(p, ",");
+
+		if (l == n && strncmp(p, name, n) == 0)
+			return 1;
+		p += l;
+		p += strspn(p, ", ");
+	}
+	return 0;
+}
+
 /* Values for every secret the selected jobs name: the file first, else the environment. */
 static int
 gather_secrets(const struct kci_plan *p, const int *selected, const char *file, char ***out,
@@ -468,8 +544,10 @@ gather_secrets(const struct kci_plan *p, const int *selected, const char *file, 
 	size_t nfile = 0, n = 0;
 	int rc = 0;
 
-	if (file && (rc = read_secret_file(file, &from_file, &nfile, err)) < 0)
+	if (file && (rc = read_secret_file(file, &from_file, &nfile, err)) < 0) {
+		kci_strv_free(from_file);
 		return rc;
+	}
 	for (size_t i = 0; i < p->n_jobs; i++) {
 		for (size_t k = 0; selected[i] && p->jobs[i].secrets && p->jobs[i].secrets[k];
 		     k++) {
@@ -484,7 +562,7 @@ gather_secrets(const struct kci_plan *p, const int *selected, const char *file, 
 			if (!value)
 				value = getenv(name);
 			if (!value) {
-				if (!missing || !strstr(missing, name)) {
+				if (!name_listed(missing, name)) {
 					char *m = kci_xasprintf("%s%s%s", missing ? missing : "",
 								missing ? ", " : "", name);
 					free(missing);
@@ -498,10 +576,13 @@ gather_secrets(const struct kci_plan *p, const int *selected, const char *file, 
 		}
 	}
 	if (missing) {
-		rc = kci_err_set(
-			err, KCI_INVALID,
-			"secret %s not set: export it or put NAME=VALUE in a --secret-file",
-			missing);
+		int several = strchr(missing, ',') != NULL;
+
+		rc = kci_err_set(err, KCI_INVALID,
+				 "secret%s %s %s not set: export %s or put NAME=VALUE lines in a "
+				 "--secret-file",
+				 several ? "s" : "", missing, several ? "are" : "is",
+				 several ? "them" : "it");
 		kci_strv_free(values);
 		values = NULL;
 	}
@@ -518,6 +599,7 @@ struct sigwatch {
 	int cancel_fd;
 	int json;
 	volatile int count;
+	volatile int done; /* set before the SIGUSR1 that ends the thread */
 };
 
 static void *
@@ -530,8 +612,11 @@ sig_thread(void *arg)
 	for (;;) {
 		if (sigwait(&w->set, &sig) != 0)
 			continue;
-		if (sig == SIGUSR1) /* the run is over */
-			return NULL;
+		if (sig == SIGUSR1) {
+			if (w->done) /* the run is over */
+				return NULL;
+			continue; /* someone else's SIGUSR1: not ours to obey */
+		}
 		if (++w->count == 1) {
 			static const char msg[] =
 				"kci: stopping: tearing down every VM (Ctrl-C again to kill)\n";
@@ -583,10 +668,15 @@ list_jobs(const struct kci_plan *p, const int *selected, int json)
 			json_object_put(o);
 			continue;
 		}
-		printf("%-*s  %-*s  %5zu  ", width, j->name, iwidth,
-		       j->image ? j->image : "(busybox base)", j->n_steps);
-		for (size_t k = 0; j->needs && j->needs[k]; k++)
-			printf("%s%s", k ? ", " : "", j->needs[k]);
+		char *name = plain(j->name), *image = plain(j->image ? j->image : "(busybox base)");
+		printf("%-*s  %-*s  %5zu  ", width, name, iwidth, image, j->n_steps);
+		free(name);
+		free(image);
+		for (size_t k = 0; j->needs && j->needs[k]; k++) {
+			char *need = plain(j->needs[k]);
+			printf("%s%s", k ? ", " : "", need);
+			free(need);
+		}
 		printf("%s\n", j->needs && j->needs[0] ? "" : "-");
 	}
 }
@@ -805,6 +895,11 @@ kci_cmd_run(int argc, char **argv)
 		goto fail;
 	if (s.o.commit && (rc = load_plan(&s, &err)) < 0)
 		goto fail;
+	/* Copying a large tree takes a while: a Ctrl-C meanwhile ends the run here. */
+	if (sw.count > 0) {
+		status = EXIT_INTERRUPTED;
+		goto out;
+	}
 	if (s.o.jobs) {
 		if ((rc = kci_plan_select(s.plan, s.o.jobs, &s.selected, &err)) < 0)
 			goto fail;
@@ -869,6 +964,7 @@ fail:
 	status = sw.count > 0 && rc == KCI_CANCELED ? EXIT_INTERRUPTED : KCI_EXIT_RUNNER;
 out:
 	if (sig_started) {
+		sw.done = 1;
 		pthread_kill(sig_th, SIGUSR1);
 		pthread_join(sig_th, NULL);
 	}

@@ -48,3 +48,21 @@ expect_eq "timed out job: exit 1" 1 "$status"
 expect_match "timed out job is reported" '^slow +timeout .*timed out after 4.0s' "$out"
 expect_match "the other job passed" '^quick +passed' "$out"
 [ "$elapsed" -lt 30 ] && ok "timeout enforced (${elapsed}s)" || fail "timeout took ${elapsed}s"
+
+# Names from the repository reach the terminal only as text: no escape sequence of the
+# file's (a matrix value, a step name) nor of the guest's (beyond colour) gets through.
+cat >.kci.yml <<'YML'
+jobs:
+  esc:
+    matrix:
+      V: ["\e]0;title\a", "\u009b2J"]
+    steps:
+      - name: "\e[2J clear"
+        run: printf 'guest \033]0;t\007 \302\233 \033[31mred\033[0m\n'
+YML
+run_kci run --list
+if grep -q $'\e\\]' <<<"$out$err" || grep -q $'\xc2\x9b' <<<"$out$err"; then fail "--list printed a raw escape"; else ok "--list shows names as text"; fi
+run_kci run
+expect_eq "escape test run passes" 0 "$status"
+if grep -q $'\e\\]\|\e\\[2J' <<<"$out" || grep -q $'\xc2\x9b' <<<"$out"; then fail "a raw escape reached the terminal"; else ok "no raw escapes in kci run's output"; fi
+expect_match "guest colour survives" $'guest \\?\\]0;t\\? \\? \e\\[31mred' "$out"
