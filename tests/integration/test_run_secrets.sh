@@ -49,7 +49,7 @@ expect_match "JSON shows the masked line" '"line":"token=\*\*\*"' "$out"
 # Missing values stop the run before any VM starts.
 run_kci run "$repo"
 expect_eq "missing secrets exit 125" 125 "$status"
-expect_match "missing secrets are named" 'secret .*API_TOKEN.*not set' "$err"
+expect_match "missing secrets are named" 'secrets API_TOKEN, DB_PASSWORD are not set' "$err"
 expect_match "missing secrets: both named" 'DB_PASSWORD' "$err"
 printf 'garbage line\n' >"$KCI_HOME/bad.env"
 run_kci run "$repo" --secret-file "$KCI_HOME/bad.env"
