@@ -552,6 +552,34 @@ check_top(git_repository *repo, const char *dir, struct kci_err *err)
 	return rc;
 }
 
+/*
+ * The working tree must hold the .git it was found through. A repository's
+ * config can point its working tree anywhere (core.worktree = ../../..), and
+ * a crafted one in a downloaded tarball would have kci copy, say, the user's
+ * home directory into the VM. Opening the tree's own .git must give back the
+ * same git dir.
+ */
+static int
+check_own_gitdir(git_repository *repo, const char *top, struct kci_err *err)
+{
+	git_repository *again = NULL;
+	char *a = realpath(git_repository_path(repo), NULL), *b = NULL;
+	int rc = 0;
+
+	if (git_repository_open_ext(&again, top, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) == 0)
+		b = realpath(git_repository_path(again), NULL);
+	if (!a || !b || strcmp(a, b) != 0)
+		rc = kci_err_set(err, KCI_INVALID,
+				 "the git repository %s puts its working tree at %s "
+				 "(core.worktree), which does not hold it; kci stages only a "
+				 "working tree with its own .git",
+				 git_repository_path(repo), top);
+	git_repository_free(again);
+	free(a);
+	free(b);
+	return rc;
+}
+
 int
 kci_workspace_root(const char *dir, char **root, struct kci_err *err)
 {
@@ -569,6 +597,10 @@ kci_workspace_root(const char *dir, char **root, struct kci_err *err)
 	}
 	if ((rc = repo_top(repo, &top, err)) < 0)
 		goto out;
+	if ((rc = check_own_gitdir(repo, top, err)) < 0) {
+		free(top);
+		goto out;
+	}
 	*root = top;
 out:
 	git_repository_free(repo);

@@ -403,6 +403,16 @@ test_workspace__root_from_a_subdirectory(void **state)
 	snprintf(sub, sizeof(sub), "%s/bare.git", dir);
 	assert_int_equal(kci_workspace_root(sub, &root, &err), KCI_INVALID);
 	assert_non_null(strstr(err.msg, "bare"));
+
+	/* A config that moves the working tree out (core.worktree) must not pick what is staged. */
+	assert_int_equal(sh("mkdir -p home/dl/x/sub && echo key > home/secret && cd home/dl/x && "
+			    "git init -q && git config core.worktree ../../.."),
+			 0);
+	snprintf(sub, sizeof(sub), "%s/home/dl/x/sub", dir);
+	err = (struct kci_err)KCI_ERR_INIT;
+	assert_int_equal(kci_workspace_root(sub, &root, &err), KCI_INVALID);
+	assert_non_null(strstr(err.msg, "core.worktree"));
+	assert_null(root);
 	assert_null(root);
 }
 
