@@ -514,6 +514,17 @@ boot(struct job_ctx *c, struct kci_image_config *cfg, struct kci_vm **vm, char *
 			return rc;
 		}
 	}
+	/* QEMU would take the host down with it before the guest noticed. */
+	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+	uint64_t host_mib = pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize >> 20 : 0;
+	if (host_mib && c->j->memory_mib && c->j->memory_mib > host_mib / 4 * 3) {
+		*why = kci_xasprintf("the job asks for %llu MiB of memory; this host has %llu MiB "
+				     "(at most 3/4 of it goes to one VM)",
+				     (unsigned long long)c->j->memory_mib,
+				     (unsigned long long)host_mib);
+		free(disk);
+		return KCI_INVALID;
+	}
 	vo.kernel = kci_guest_kernel(e->guest);
 	vo.initrd = e->initrd;
 	vo.rootfs = disk ? disk : e->base_rootfs;

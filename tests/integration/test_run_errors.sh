@@ -66,3 +66,9 @@ run_kci run
 expect_eq "escape test run passes" 0 "$status"
 if grep -q $'\e\\]\|\e\\[2J' <<<"$out" || grep -q $'\xc2\x9b' <<<"$out"; then fail "a raw escape reached the terminal"; else ok "no raw escapes in kci run's output"; fi
 expect_match "guest colour survives" $'guest \\?\\]0;t\\? \\? \e\\[31mred' "$out"
+
+# A job cannot ask for more memory than the host can give one VM.
+printf 'jobs:\n  huge:\n    memory: 1000G\n    run: "true"\n' >.kci.yml
+run_kci run
+expect_eq "too much memory: the run fails" 1 "$status"
+expect_match "too much memory: said plainly" '^huge +error .*asks for 1024000 MiB of memory; this host has' "$out"
