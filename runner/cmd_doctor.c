@@ -50,7 +50,8 @@ static void
 check_tools(struct checklist *c)
 {
 	char *qemu = first_line("qemu-system-x86_64 --version 2>/dev/null");
-	char *mke2fs = first_line("mke2fs -V 2>&1");
+	/* Where vm/tool.c looks too: a normal user's PATH on Debian has no sbin. */
+	char *mke2fs = first_line("PATH=\"$PATH:/usr/local/sbin:/usr/sbin:/sbin\" mke2fs -V 2>&1");
 
 	check(c, qemu != NULL, "qemu", qemu ? qemu : "qemu-system-x86_64 not found",
 	      "apt-get install qemu-system-x86");

@@ -18,6 +18,8 @@
 
 extern char **environ;
 
+static const char *const sbin_dirs[] = { "/usr/local/sbin", "/usr/sbin", "/sbin", NULL };
+
 /* Last non-empty line of `buf`, trimmed, for a one-line error. */
 static const char *
 last_line(char *buf)
@@ -58,6 +60,17 @@ run_capture(char *const argv[], char *out, size_t outsize, struct kci_err *err)
 	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
 						POSIX_SPAWN_SETPGROUP);
 	rc = posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ);
+	/*
+	 * mke2fs lives in /usr/sbin, which a normal user's PATH on Debian does not
+	 * hold: look there too before giving up.
+	 */
+	for (const char *const *dir = sbin_dirs; rc == ENOENT && !strchr(argv[0], '/') && *dir;
+	     dir++) {
+		char *path = kci_xasprintf("%s/%s", *dir, argv[0]);
+
+		rc = posix_spawn(&pid, path, &fa, &attr, argv, environ);
+		free(path);
+	}
 	posix_spawnattr_destroy(&attr);
 	posix_spawn_file_actions_destroy(&fa);
 	close(pipefd[1]);

@@ -30,3 +30,8 @@ expect_eq "the superseded image is pruned" 1 "$(ls "$KCI_HOME/cache" | grep -c '
 run_kci exec --rootfs "$root/nonexistent" -- true
 expect_eq "missing rootfs status" 125 "$status"
 expect_match "missing rootfs message" "^kci: --rootfs .*nonexistent: No such file or directory" "$err"
+
+# A normal user's PATH on Debian has no sbin, where mke2fs lives: kci looks there itself.
+echo "marker-3" > "$root/data/marker"
+PATH=/usr/local/bin:/usr/bin:/bin run_kci exec --rootfs "$root" -- /bin/cat /data/marker
+expect_eq "mke2fs is found without sbin in PATH" "marker-3" "$out"
