@@ -58,7 +58,15 @@ extern const char *const vm_guest_net_modules[];
  * when that end closes. Its output goes to log_fd (-1 = /dev/null).
  * *pid is its pid; stop it with passt_stop().
  */
-int passt_start(int tap_fd, int log_fd, pid_t *pid, struct kci_err *err);
+int passt_start(int tap_fd, int log_fd, int runas, pid_t *pid, struct kci_err *err);
+
+/*
+ * The uid passt runs as when kci is root (runas above; -1 = passt's default),
+ * whose traffic the nftables table of net_filter_ensure() confines.
+ */
+#define KCI_NET_UID 64999
+/* Loads (once per process) the nftables table that confines KCI_NET_UID. Root only. */
+int net_filter_ensure(const char *cache_dir, struct kci_err *err);
 /* Kills and reaps passt; a pid of 0 is a no-op. */
 void passt_stop(pid_t pid);
 

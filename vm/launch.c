@@ -241,14 +241,24 @@ make_workspace(struct kci_vm *vm, const char *template, char **out, struct kci_e
  * the last holder of that end is gone.
  */
 static int
-start_net(struct kci_vm *vm, int log_fd, int *qemu_end, struct kci_err *err)
+start_net(struct kci_vm *vm, const char *cache_dir, int log_fd, int *qemu_end, struct kci_err *err)
 {
-	int sv[2];
+	int sv[2], runas = -1;
 	int rc;
 
+	/*
+	 * As root, passt runs as KCI_NET_UID behind the host filter that keeps
+	 * guests off the host's addresses and private networks; without root
+	 * there is no filter to load (docs/exec.md says what that allows).
+	 */
+	if (geteuid() == 0) {
+		if ((rc = net_filter_ensure(cache_dir, err)) < 0)
+			return rc;
+		runas = KCI_NET_UID;
+	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return kci_err_sys(err, errno, "socketpair");
-	rc = passt_start(sv[0], log_fd, &vm->passt_pid, err);
+	rc = passt_start(sv[0], log_fd, runas, &vm->passt_pid, err);
 	close(sv[0]);
 	if (rc < 0) {
 		close(sv[1]);
@@ -388,7 +398,8 @@ kci_vm_start(struct kci_vm **out, const struct kci_vm_opts *o, struct kci_err *e
 		rc = kci_err_set(err, KCI_INVALID, "unknown network mode %d", o->network);
 		goto fail;
 	}
-	if (o->network == KCI_VM_NET_NAT && (rc = start_net(vm, o->console_fd, &net, err)) < 0)
+	if (o->network == KCI_VM_NET_NAT &&
+	    (rc = start_net(vm, o->cache_dir, o->console_fd, &net, err)) < 0)
 		goto fail;
 	if ((qmp = make_qmp(vm, err)) < 0) {
 		rc = qmp;

@@ -17,9 +17,10 @@
 enum { CHILD_TAP_FD = 3 };
 
 /* In the child: put the tap socket at CHILD_TAP_FD, quiet stdio, and exec passt. */
-static void __attribute__((noreturn)) exec_passt(int tap_fd, int log_fd, int report, pid_t parent)
+static void __attribute__((noreturn))
+exec_passt(int tap_fd, int log_fd, int runas, int report, pid_t parent)
 {
-	char tap[16];
+	char tap[16], uid[32];
 	int devnull = open("/dev/null", O_RDWR), e;
 
 	/*
@@ -51,13 +52,19 @@ static void __attribute__((noreturn)) exec_passt(int tap_fd, int log_fd, int rep
 	 * must agree on them. DNS sent to VM_NET_DNS goes to the host's
 	 * resolver from /etc/resolv.conf.
 	 */
-	char *argv[] = { "passt",	"--foreground", "--quiet",
-			 "--one-off",	"--fd",		tap,
-			 "--ipv4-only", "--no-map-gw",	"--address",
-			 VM_NET_ADDR,	"--netmask",	VM_NET_PREFIX,
-			 "--gateway",	VM_NET_GATEWAY, "--dns-forward",
-			 VM_NET_DNS,	"--tcp-ports",	"none",
-			 "--udp-ports", "none",		NULL };
+	char *argv[] = {
+		"passt",     "--foreground", "--quiet",	    "--one-off",    "--fd",
+		tap,	     "--ipv4-only",  "--no-map-gw", "--address",    VM_NET_ADDR,
+		"--netmask", VM_NET_PREFIX,  "--gateway",   VM_NET_GATEWAY, "--dns-forward",
+		VM_NET_DNS,  "--tcp-ports",  "none",	    "--udp-ports",  "none",
+		NULL,	     NULL,	     NULL
+	};
+	/* As root: a uid of its own, which the host's nftables table confines (netfilter.c). */
+	if (runas >= 0) {
+		snprintf(uid, sizeof(uid), "%d:%d", runas, runas);
+		argv[sizeof(argv) / sizeof(argv[0]) - 3] = "--runas";
+		argv[sizeof(argv) / sizeof(argv[0]) - 2] = uid;
+	}
 	execvp(argv[0], argv);
 fail:
 	e = errno;
@@ -66,7 +73,7 @@ fail:
 }
 
 int
-passt_start(int tap_fd, int log_fd, pid_t *pid, struct kci_err *err)
+passt_start(int tap_fd, int log_fd, int runas, pid_t *pid, struct kci_err *err)
 {
 	int report[2] = { -1, -1 }, e = 0, rc = 0;
 	pid_t parent = getpid();
@@ -82,7 +89,7 @@ passt_start(int tap_fd, int log_fd, pid_t *pid, struct kci_err *err)
 		goto out;
 	}
 	if (*pid == 0)
-		exec_passt(tap_fd, log_fd, report[1], parent);
+		exec_passt(tap_fd, log_fd, runas, report[1], parent);
 	close(report[1]);
 	report[1] = -1;
 	/* EOF means the exec succeeded (the pipe is close-on-exec). */

@@ -59,12 +59,16 @@ set -u
 port=18080
 ip link set lo up
 ip link add kci0 type veth peer name kci1
+# The outside world at 203.0.113.2 (a documentation range, standing in for a public
+# address), a private network at 10.99.0.2; both only inside these namespaces.
+ip addr add 203.0.113.1/24 dev kci0
 ip addr add 10.99.0.1/24 dev kci0
 ip link set kci0 up
-ip route add default via 10.99.0.2 dev kci0
+ip route add default via 203.0.113.2 dev kci0
 unshare -n sh -c "until ip link show kci1 >/dev/null 2>&1; do sleep 0.1; done
-	ip addr add 10.99.0.2/24 dev kci1; ip link set kci1 up; ip link set lo up
-	exec python3 -m http.server --bind 10.99.0.2 $port" >/dev/null 2>&1 &
+	ip addr add 203.0.113.2/24 dev kci1; ip addr add 10.99.0.2/24 dev kci1
+	ip link set kci1 up; ip link set lo up
+	exec python3 -m http.server --bind 0.0.0.0 $port" >/dev/null 2>&1 &
 outside=$!
 # Move the peer only once unshare has made the outside namespace.
 while [ "$(readlink /proc/$outside/ns/net)" = "$(readlink /proc/self/ns/net)" ]; do sleep 0.05; done
@@ -73,14 +77,15 @@ python3 -m http.server --bind 0.0.0.0 "$port" >/dev/null 2>&1 &
 host=$!
 for _ in $(seq 100); do
 	curl -s -m 1 -o /dev/null "http://127.0.0.1:$port/" &&
-		curl -s -m 1 -o /dev/null "http://10.99.0.2:$port/" && break
+		curl -s -m 1 -o /dev/null "http://203.0.113.2:$port/" && break
 	sleep 0.1
 done
 curl -s -m 5 -o /dev/null -w "host:%{http_code}\n" "http://127.0.0.1:$port/"
-curl -s -m 5 -o /dev/null -w "outside:%{http_code}\n" "http://10.99.0.2:$port/"
+curl -s -m 5 -o /dev/null -w "outside:%{http_code}\n" "http://203.0.113.2:$port/"
+curl -s -m 5 -o /dev/null -w "private:%{http_code}\n" "http://10.99.0.2:$port/"
 # busybox nc -w does not bound the connect itself; timeout does.
 "$KCI" exec --net nat -- sh -c '
-	for target in 10.99.0.2 10.0.2.2 127.0.0.1 10.0.2.3 10.99.0.1; do
+	for target in 203.0.113.2 10.99.0.2 10.0.2.2 127.0.0.1 10.0.2.3 203.0.113.1 10.99.0.1 169.254.169.254; do
 		if printf "GET / HTTP/1.0\r\n\r\n" | timeout 5 nc "$target" '"$port"' 2>/dev/null |
 			grep -q "^HTTP/1.0 200"; then
 			echo "$target:open"
@@ -96,14 +101,16 @@ netns_out=$(KCI="$KCI" unshare -n bash "$KCI_HOME/netns.sh" 2>&1)
 expect_match "netns: the host reaches its own server" "^host:200$" "$netns_out"
 expect_match "netns: the host reaches the outside server" "^outside:200$" "$netns_out"
 expect_match "netns: kci ran" "^kci:0$" "$netns_out"
-expect_match "nat: the outside world is reachable" "^10.99.0.2:open$" "$netns_out"
+expect_match "netns: the host reaches the private server" "^private:200$" "$netns_out"
+expect_match "nat: the outside world is reachable" "^203.0.113.2:open$" "$netns_out"
+expect_match "nat: a private network is not" "^10.99.0.2:closed$" "$netns_out"
+expect_match "nat: nor the host's own addresses" "^203.0.113.1:closed$" "$netns_out"
+expect_match "nat: nor the host's own private address" "^10.99.0.1:closed$" "$netns_out"
+expect_match "nat: nor link-local metadata" "^169.254.169.254:closed$" "$netns_out"
 expect_match "nat: host loopback not reachable through the gateway" "^10.0.2.2:closed$" \
 	"$netns_out"
 expect_match "nat: 127.0.0.1 is the guest's own loopback" "^127.0.0.1:closed$" "$netns_out"
 expect_match "nat: nor through the DNS forwarder's address" "^10.0.2.3:closed$" "$netns_out"
-# Not a requirement, a known property of passt: the host's own non-loopback addresses are
-# ordinary destinations, so servers listening on 0.0.0.0 there are reachable. Say which.
-echo "note: host's own address 10.99.0.1 from the guest: $(grep '^10.99.0.1:' <<<"$netns_out")"
 expect_no_passt "netns"
 
 # SIGKILL to kci: QEMU dies of its parent-death signal, then passt of its closed socket.

@@ -11,11 +11,15 @@ port=18081
 # (Only the content proves it: this network's intercepting proxy accepts connections to
 # any address, so a successful connect alone proves nothing.)
 token=host-loopback-$RANDOM$RANDOM
+# The host's own LAN address: traffic to it never leaves this machine.
+hostaddr=$(ip -4 -o addr show scope global | awk '{sub("/.*", "", $4); print $4; exit}')
+[ -n "$hostaddr" ] || hostaddr=127.0.0.2
 cat >"$repo/.kci.yml" <<YML
 env:
   RELEASE: http://deb.debian.org/debian/dists/bookworm/Release
   PORT: "$port"
   TOKEN: "$token"
+  HOSTADDR: "$hostaddr"
 jobs:
   online:
     network: nat
@@ -24,7 +28,7 @@ jobs:
         run: timeout 30 wget -q -O - "\$RELEASE" | head -n 1
       - name: probe the host
         run: |
-          for target in 10.0.2.2 10.0.2.3 127.0.0.1 192.0.2.1; do
+          for target in 10.0.2.2 10.0.2.3 127.0.0.1 192.0.2.1 \$HOSTADDR; do
             got=\$(timeout 10 wget -q -O - "http://\$target:\$PORT/token" 2>/dev/null) || true
             case "\$got" in *\$TOKEN*) echo "probe \$target reached the host";; *) echo "probe \$target no";; esac
           done
@@ -46,7 +50,7 @@ commit_all "$repo" "network jobs"
 # The host's server on 127.0.0.1, up for the whole run.
 mkdir -p "$KCI_HOME/www"
 echo "$token" >"$KCI_HOME/www/token"
-(cd "$KCI_HOME/www" && exec python3 -m http.server --bind 127.0.0.1 "$port" >/dev/null 2>&1) &
+(cd "$KCI_HOME/www" && exec python3 -m http.server --bind 0.0.0.0 "$port" >/dev/null 2>&1) &
 srv=$!
 trap 'kill $srv 2>/dev/null; finish' EXIT
 for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
@@ -59,6 +63,7 @@ expect_match "nat: the host's loopback is not behind the gateway" '^online +\| p
 expect_match "nat: nor behind the DNS forwarder" '^online +\| probe 10.0.2.3 no$' "$out"
 expect_match "nat: 127.0.0.1 is the guest's own" '^online +\| probe 127.0.0.1 no$' "$out"
 expect_match "nat: nor the host's own router" '^online +\| probe 192.0.2.1 no$' "$out"
+expect_match "nat: nor the host's own LAN address (root: nftables filter)" "^online +\\| probe $hostaddr no$" "$out"
 if grep -q "reached the host" <<<"$out"; then fail "a guest reached the host's loopback"; else ok "no probe reached the host"; fi
 expect_match "none: only lo" '^offline +\| interfaces lo $' "$out"
 expect_match "none: no outside world" '^offline +\| offline fetch failed$' "$out"

@@ -1,0 +1,125 @@
+/*
+ * What a NAT guest may reach. passt opens the guest's connections from the
+ * host's own sockets, and has no destination filter: by itself it would let a
+ * job reach the host's other addresses, private networks and cloud metadata
+ * (169.254.169.254). When kci runs as root, passt runs as a uid of its own
+ * (KCI_NET_UID) and an nftables table rejects that uid's traffic to any
+ * address of the host, to private, shared, link-local, loopback, multicast
+ * and reserved IPv4 ranges, and to IPv6 altogether, except DNS to the host's
+ * resolvers (passt forwards the guest's DNS there).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include "common/fdio.h"
+#include "common/fs.h"
+#include "common/xalloc.h"
+#include "vm/internal.h"
+
+#define RESOLV_CONF   "/etc/resolv.conf"
+#define RESOLVERS_MAX 3
+
+/* The host's IPv4 resolvers from resolv.conf, as an nft set body ("a, b"), or "" for none. */
+static char *
+resolvers(void)
+{
+	char line[512], *out = kci_xstrdup("");
+	FILE *f = fopen(RESOLV_CONF, "re");
+	int n = 0;
+
+	while (f && n < RESOLVERS_MAX && fgets(line, sizeof(line), f)) {
+		char addr[64], *grown;
+		struct in_addr a;
+
+		if (sscanf(line, " nameserver %63s", addr) != 1 ||
+		    inet_pton(AF_INET, addr, &a) != 1)
+			continue;
+		grown = kci_xasprintf("%s%s%s", out, n ? ", " : "", addr);
+		free(out);
+		out = grown;
+		n++;
+	}
+	if (f)
+		fclose(f);
+	return out;
+}
+
+static char *
+ruleset(void)
+{
+	char *dns = resolvers(), *dns_rule, *rules;
+
+	dns_rule = dns[0] ? kci_xasprintf("\t\tip daddr { %s } meta l4proto { tcp, udp } th dport "
+					  "53 accept\n",
+					  dns)
+			  : kci_xstrdup("");
+	/* One transaction: the table is replaced whole, never absent in between. */
+	rules = kci_xasprintf(
+		"table inet kci_net {}\n"
+		"delete table inet kci_net\n"
+		"table inet kci_net {\n"
+		"\tchain out {\n"
+		"\t\ttype filter hook output priority filter; policy accept;\n"
+		"\t\tmeta skuid != %d accept\n"
+		"%s"
+		"\t\tfib daddr type { local, broadcast, multicast } reject\n"
+		"\t\tip daddr { 0.0.0.0/8, 10.0.0.0/8, 100.64.0.0/10, 127.0.0.0/8, "
+		"169.254.0.0/16, 172.16.0.0/12, 192.0.0.0/24, 192.168.0.0/16, 198.18.0.0/15, "
+		"224.0.0.0/4, 240.0.0.0/4 } reject\n"
+		"\t\tmeta nfproto ipv6 reject\n"
+		"\t}\n"
+		"}\n",
+		KCI_NET_UID, dns_rule);
+	free(dns);
+	free(dns_rule);
+	return rules;
+}
+
+static pthread_mutex_t filter_lock = PTHREAD_MUTEX_INITIALIZER;
+static int filter_loaded;
+
+int
+net_filter_ensure(const char *cache_dir, struct kci_err *err)
+{
+	char *path = kci_xasprintf("%s/nat-filter.nft", cache_dir), *tmp = NULL, *rules = NULL;
+	char out[512] = "";
+	int fd = -1, rc = 0;
+
+	pthread_mutex_lock(&filter_lock);
+	if (filter_loaded)
+		goto out;
+	if ((rc = kci_mkdir_p(cache_dir, 0700, err)) < 0)
+		goto out;
+	if ((fd = kci_tmpfile_near(path, &tmp, err)) < 0) {
+		rc = fd;
+		goto out;
+	}
+	rules = ruleset();
+	if (kci_write_all(fd, rules, strlen(rules)) < 0) {
+		rc = kci_err_sys(err, errno, "write %s", tmp);
+		goto out;
+	}
+	char *argv[] = { "nft", "-f", tmp, NULL };
+	if ((rc = run_capture(argv, out, sizeof(out), err)) < 0) {
+		kci_err_prefix(err,
+			       "--net nat keeps guests off the host and private networks with "
+			       "an nftables table, which could not be loaded (install nftables)");
+		goto out;
+	}
+	filter_loaded = 1;
+out:
+	pthread_mutex_unlock(&filter_lock);
+	if (fd >= 0)
+		close(fd);
+	if (tmp)
+		unlink(tmp);
+	free(tmp);
+	free(rules);
+	free(path);
+	return rc;
+}
