@@ -79,9 +79,13 @@ kill -INT "$pid" 2>/dev/null || true
 status=0
 wait "$pid" || status=$?
 expect_eq "SIGINT pull: status" 130 "$status"
-expect_eq "SIGINT pull: no temp blobs" "" "$(ls -A "$KCI_HOME/store/blobs/sha256" | grep tmp || true)"
+# Its own temp blobs, that is: the kill -9'd pull's leftovers are the next sweep's.
+expect_eq "SIGINT pull: no temp blobs of its own" "" \
+	"$(ls -A "$KCI_HOME/store/blobs/sha256" | grep "tmp-$pid-" || true)"
 run_kci pull "$REG/test/big:1"
 expect_eq "pull after kill -9" 0 "$status"
+expect_eq "the completed pull swept the killed one's temp blobs" "" \
+	"$(ls -A "$KCI_HOME/store/blobs/sha256" | grep tmp || true)"
 run_kci images --verify
 expect_eq "store verifies after kill -9" 0 "$status"
 expect_match "verify counted blobs" "^[0-9]+ blobs checked, 0 corrupt" "$out"
