@@ -67,6 +67,12 @@ int passt_start(int tap_fd, int log_fd, int runas, pid_t *pid, struct kci_err *e
 #define KCI_NET_UID 64999
 /* Loads (once per process) the nftables table that confines KCI_NET_UID. Root only. */
 int net_filter_ensure(const char *cache_dir, struct kci_err *err);
+/*
+ * In a child kci forked for QEMU or passt, before exec: SIGKILL when kci dies
+ * (PR_SET_PDEATHSIG), its own process group, no blocked signals, SIGPIPE back
+ * to default. Exits at once if kci is already gone.
+ */
+void child_detach(pid_t parent);
 /* Kills and reaps passt; a pid of 0 is a no-op. */
 void passt_stop(pid_t pid);
 

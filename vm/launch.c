@@ -291,15 +291,11 @@ make_qmp(struct kci_vm *vm, struct kci_err *err)
 	return fd;
 }
 
-/* In the child: put the inherited sockets at fixed numbers and exec QEMU. */
-static void __attribute__((noreturn)) exec_qemu(char **argv, int console, int agent, int qmp,
-						int net, int errfd, int report, pid_t parent)
+void
+child_detach(pid_t parent)
 {
-	int devnull = open("/dev/null", O_RDONLY);
-	int e;
-
-	/* QEMU dies with kci, whatever kills kci. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* kci died between fork and prctl: nobody would ever kill this child. */
 	if (getppid() != parent)
 		_exit(127);
 	/* Own process group: the terminal's Ctrl-C reaches kci, which decides what to do. */
@@ -308,6 +304,17 @@ static void __attribute__((noreturn)) exec_qemu(char **argv, int console, int ag
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
 	signal(SIGPIPE, SIG_DFL);
+}
+
+/* In the child: put the inherited sockets at fixed numbers and exec QEMU. */
+static void __attribute__((noreturn)) exec_qemu(char **argv, int console, int agent, int qmp,
+						int net, int errfd, int report, pid_t parent)
+{
+	int devnull = open("/dev/null", O_RDONLY);
+	int e;
+
+	/* QEMU dies with kci, whatever kills kci. */
+	child_detach(parent);
 	/* dup2 order matters: move everything above the target numbers first. */
 	console = fcntl(console, F_DUPFD, 10);
 	agent = fcntl(agent, F_DUPFD, 10);

@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,20 +23,12 @@ exec_passt(int tap_fd, int log_fd, int runas, int report, pid_t parent)
 	int devnull = open("/dev/null", O_RDWR), e;
 
 	/*
-	 * passt drops to "nobody" as it starts, and a change of credentials
-	 * clears the parent-death signal; so this covers only its startup. What
+	 * passt changes its credentials as it starts (to KCI_NET_UID as root),
+	 * which clears the parent-death signal; so this covers only startup. What
 	 * ends it later is --one-off: kci's death kills QEMU (its own
 	 * PDEATHSIG), which closes the other end of tap_fd, and passt exits.
 	 */
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != parent)
-		_exit(127);
-	/* Own process group: the terminal's Ctrl-C reaches kci, which decides what to do. */
-	setpgid(0, 0);
-	sigset_t all;
-	sigemptyset(&all);
-	sigprocmask(SIG_SETMASK, &all, NULL);
-	signal(SIGPIPE, SIG_DFL);
+	child_detach(parent);
 	tap_fd = fcntl(tap_fd, F_DUPFD, 10);
 	if (log_fd < 0)
 		log_fd = devnull;
