@@ -3,6 +3,7 @@
 #define KCI_COMMON_FS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/err.h"
 
@@ -36,6 +37,13 @@ int kci_read_file(const char *path, size_t max, char **out, size_t *len, struct 
  * a leftover of a killed kci that can be deleted.
  */
 int kci_tmp_is_orphan(const char *name);
+
+/*
+ * openat2(2): opens path relative to dirfd with RESOLVE_* flags `resolve`
+ * (plus O_CLOEXEC), retrying the EAGAIN the kernel returns when a rename
+ * elsewhere raced the walk. Returns an fd or -errno.
+ */
+int kci_openat2(int dirfd, const char *path, int flags, uint64_t resolve);
 
 /* Directory holding the running executable (malloc'd). */
 char *kci_exe_dir(void);

@@ -53,9 +53,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "common/fs.h"
 #include "common/xalloc.h"
 
 #define ART_CHUNK      (64 * 1024)
@@ -353,19 +353,8 @@ stream_read(struct archive *a, void *opaque, const void **out)
 static int
 open_beneath(int dir_fd, const char *comp)
 {
-	struct open_how how = {
-		.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC,
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
-	};
-
-	for (int tries = 0;; tries++) {
-		long fd = syscall(SYS_openat2, dir_fd, comp, &how, sizeof(how));
-		if (fd >= 0)
-			return (int)fd;
-		/* EAGAIN: a rename elsewhere raced the walk; the kernel asks us to retry. */
-		if (errno != EAGAIN || tries == 16)
-			return -errno;
-	}
+	return kci_openat2(dir_fd, comp, O_RDONLY | O_DIRECTORY,
+			   RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
 }
 
 /*

@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/digest.h"
@@ -32,14 +31,12 @@
 static int
 open_beneath(int dirfd, const char *rel, struct kci_err *err)
 {
-	struct open_how how = { .flags = O_RDONLY | O_CLOEXEC,
-				.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
-					   RESOLVE_NO_MAGICLINKS };
-	int fd = (int)syscall(SYS_openat2, dirfd, rel, &how, sizeof(how));
+	int fd = kci_openat2(dirfd, rel, O_RDONLY,
+			     RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS);
 	struct stat st;
 
 	if (fd < 0)
-		return kci_err_sys(err, errno, "open %.200s in the image", rel);
+		return kci_err_sys(err, -fd, "open %.200s in the image", rel);
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
 		return kci_err_set(err, KCI_INVALID, "%.200s in the image is not a regular file",

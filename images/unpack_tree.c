@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "common/fs.h"
 #include "common/xalloc.h"
 
 /* Copies an untrusted name for a message: bounded, with non-printable bytes escaped. */
@@ -148,19 +148,7 @@ node_split(const struct tree *t, const char *name, const char *what, struct node
 int
 tree_resolve(int root_fd, const char *path, int flags)
 {
-	struct open_how how = {
-		.flags = (uint64_t)(flags | O_CLOEXEC),
-		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
-	};
-
-	for (int tries = 0;; tries++) {
-		long fd = syscall(SYS_openat2, root_fd, path, &how, sizeof(how));
-		if (fd >= 0)
-			return (int)fd;
-		/* EAGAIN: a rename elsewhere raced the walk; the kernel asks us to retry. */
-		if (errno != EAGAIN || tries == 16)
-			return -errno;
-	}
+	return kci_openat2(root_fd, path, flags, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS);
 }
 
 /* Resolves prefix, whose last component comp lies in dir, creating that directory if missing. */
