@@ -7,7 +7,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,11 +131,7 @@ sweep_artifacts(int art_fd)
 	if (!d && fd >= 0)
 		close(fd);
 	while (d && (de = readdir(d))) {
-		const char *t = strstr(de->d_name, ".tmp-");
-		int pid;
-
-		if (de->d_name[0] != '.' || !t || sscanf(t, ".tmp-%d-", &pid) != 1 || pid <= 0 ||
-		    kill(pid, 0) == 0 || errno != ESRCH)
+		if (de->d_name[0] != '.' || !kci_tmp_is_orphan(de->d_name))
 			continue;
 		char *path = kci_xasprintf("/proc/self/fd/%d/%s", art_fd, de->d_name);
 		kci_rm_rf(path, NULL);

@@ -681,7 +681,7 @@ list_jobs(const struct kci_plan *p, const int *selected, int json)
 	}
 }
 
-/* Removes run-<pid>-* dirs of kci processes that are gone (killed by a second Ctrl-C). */
+/* Removes run.tmp-<pid>-* dirs of kci processes that are gone (killed by a second Ctrl-C). */
 static void
 sweep_runs(const char *rundir)
 {
@@ -689,9 +689,7 @@ sweep_runs(const char *rundir)
 	struct dirent *de;
 
 	while (d && (de = readdir(d))) {
-		int pid;
-		if (sscanf(de->d_name, "run-%d-", &pid) != 1 || pid <= 0 || kill(pid, 0) == 0 ||
-		    errno != ESRCH)
+		if (strncmp(de->d_name, "run.tmp-", 8) != 0 || !kci_tmp_is_orphan(de->d_name))
 			continue;
 		char *path = kci_xasprintf("%s/%s", rundir, de->d_name);
 		kci_rm_rf(path, NULL);
@@ -796,7 +794,7 @@ stage(struct run_state *s, struct kci_err *err)
 	if ((rc = kci_mkdir_p(s->rundir, 0700, err)) < 0)
 		return rc;
 	sweep_runs(s->rundir);
-	s->scratch = kci_xasprintf("%s/run-%d-XXXXXX", s->rundir, (int)getpid());
+	s->scratch = kci_xasprintf("%s/run.tmp-%d-XXXXXX", s->rundir, (int)getpid());
 	if (!mkdtemp(s->scratch)) {
 		rc = kci_err_sys(err, errno, "mkdtemp %s", s->scratch);
 		free(s->scratch);
