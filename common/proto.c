@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/strv.h"
 #include "common/xalloc.h"
 
 void
@@ -294,21 +295,11 @@ out:
 	return rc;
 }
 
-static void
-free_strv(char **v)
-{
-	if (!v)
-		return;
-	for (size_t i = 0; v[i]; i++)
-		free(v[i]);
-	free(v);
-}
-
 void
 kci_run_req_clear(struct kci_run_req *r)
 {
-	free_strv(r->argv);
-	free_strv(r->env);
+	kci_strv_free(r->argv);
+	kci_strv_free(r->env);
 	free(r->cwd);
 	free(r->user);
 	memset(r, 0, sizeof(*r));

@@ -269,7 +269,6 @@ job_thread(void *arg)
 	pthread_mutex_lock(&e->lock);
 	e->states[jr->idx] = st;
 	e->running--;
-	jr->done = 1;
 	pthread_cond_signal(&e->cond);
 	pthread_mutex_unlock(&e->lock);
 	return NULL;

@@ -34,11 +34,11 @@ struct job_ctx {
 	struct logbuf out[3];
 	FILE *log;
 	uint64_t log_bytes; /* job output written to the log so far */
-	/* Artifact collection: the tar stream from the guest and tar's complaints. */
+	/* Artifact collection: the tar stream from the guest; a helper command's complaints. */
 	int tar_fd, tar_overflow;
 	uint64_t tar_bytes;
-	char tar_err[STDERR_KEEP];
-	size_t tar_err_len;
+	char helper_err[STDERR_KEEP];
+	size_t helper_err_len;
 };
 
 static void logf_(struct job_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -272,14 +272,14 @@ static int
 keep_stderr(void *ctx, int stream, const uint8_t *buf, size_t len)
 {
 	struct job_ctx *c = ctx;
-	size_t room = sizeof(c->tar_err) - 1 - c->tar_err_len;
+	size_t room = sizeof(c->helper_err) - 1 - c->helper_err_len;
 	size_t n = len < room ? len : room;
 
 	if (stream != 2)
 		return 0;
-	memcpy(c->tar_err + c->tar_err_len, buf, n);
-	c->tar_err_len += n;
-	c->tar_err[c->tar_err_len] = '\0';
+	memcpy(c->helper_err + c->helper_err_len, buf, n);
+	c->helper_err_len += n;
+	c->helper_err[c->helper_err_len] = '\0';
 	return 0;
 }
 
@@ -301,13 +301,13 @@ on_tar(void *ctx, int stream, const uint8_t *buf, size_t len)
 	return 0;
 }
 
-/* The first line of what tar said, masked: "tar: out/x: No such file or directory". */
+/* The first line of what the helper (tar, chown) said, masked: "tar: out/x: No such file ...". */
 static char *
-tar_complaint(struct job_ctx *c)
+helper_complaint(struct job_ctx *c)
 {
-	size_t len = strcspn(c->tar_err, "\n"), outlen;
+	size_t len = strcspn(c->helper_err, "\n"), outlen;
 
-	return mask_str(&c->e->mask, c->tar_err, len, &outlen);
+	return mask_str(&c->e->mask, c->helper_err, len, &outlen);
 }
 
 /*
@@ -330,8 +330,8 @@ give_workspace(struct job_ctx *c, struct kci_vm *vm, const char *user, char **wh
 	io.cancel_fd = c->e->o->cancel_fd;
 	io.output = keep_stderr;
 	io.ctx = c;
-	c->tar_err_len = 0;
-	c->tar_err[0] = '\0';
+	c->helper_err_len = 0;
+	c->helper_err[0] = '\0';
 	if ((rc = kci_vm_exec(vm, &req, &io, &res, &signo, &err)) < 0)
 		return exec_failure(c, rc, &err, why);
 	if (res.code == 0 && res.signal == 0)
@@ -340,7 +340,7 @@ give_workspace(struct job_ctx *c, struct kci_vm *vm, const char *user, char **wh
 		note(c, "the image has no chown: /workspace stays owned by root, not %s", user);
 		return KCI_JOB_PASSED;
 	}
-	what = tar_complaint(c);
+	what = helper_complaint(c);
 	*why = kci_xasprintf("cannot give /workspace to the image's user %s: %s", user,
 			     what[0] ? what : "chown failed");
 	free(what);
@@ -392,8 +392,8 @@ collect_artifacts(struct job_ctx *c, struct kci_vm *vm, char **why, enum kci_job
 	size_t n = 0;
 	int rc, signo, code;
 
-	c->tar_err_len = 0;
-	c->tar_err[0] = '\0';
+	c->helper_err_len = 0;
+	c->helper_err[0] = '\0';
 	c->tar_fd = open_spool(dir);
 	if (c->tar_fd < 0) {
 		rc = -1;
@@ -458,7 +458,7 @@ collect_artifacts(struct job_ctx *c, struct kci_vm *vm, char **why, enum kci_job
 	note(c, "artifacts: %zu entries, %llu bytes in %s", stats.files,
 	     (unsigned long long)stats.bytes, shown);
 	if (code != 0) {
-		char *what = tar_complaint(c);
+		char *what = helper_complaint(c);
 		rc = -1;
 		*why = kci_xasprintf("artifacts incomplete: %s", what[0] ? what : "tar failed");
 		free(what);

@@ -36,7 +36,7 @@ struct job_run {
 	struct engine *e;
 	size_t idx;
 	pthread_t thread;
-	int started, done;
+	int started;
 };
 
 /* Runs one job in its own VM; returns its final state. Emits its events itself. */

@@ -597,7 +597,6 @@ gather_secrets(const struct kci_plan *p, const int *selected, const char *file, 
 struct sigwatch {
 	sigset_t set;
 	int cancel_fd;
-	int json;
 	volatile int count;
 	volatile int done; /* set before the SIGUSR1 that ends the thread */
 };
@@ -883,7 +882,6 @@ kci_cmd_run(int argc, char **argv)
 			rc = kci_err_sys(&err, errno, "eventfd");
 			goto fail;
 		}
-		sw.json = s.o.json;
 		sig_started = pthread_create(&sig_th, NULL, sig_thread, &sw) == 0;
 	}
 	/* The working tree's pipeline is read before anything is copied: a typo costs nothing. */
