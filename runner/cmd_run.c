@@ -104,6 +104,7 @@ struct job_view {
 	enum kci_job_state state;
 	int64_t duration_ms;
 	char *why;
+	char *name; /* the job's name made safe to print, once (it prefixes every line) */
 };
 
 struct render {
@@ -192,14 +193,13 @@ plain(const char *s)
 static void
 prefix(struct render *r, size_t job)
 {
-	char *name = plain(r->p->jobs[job].name);
+	const char *name = r->jobs[job].name;
 
 	if (r->color)
 		printf("\033[%sm%-*.*s |\033[0m ", colors[job % (sizeof(colors) / sizeof(*colors))],
 		       r->width, r->width, name);
 	else
 		printf("%-*.*s | ", r->width, r->width, name);
-	free(name);
 }
 
 static void
@@ -341,9 +341,7 @@ summary(struct render *r, int interrupted)
 			json_object_array_add(arr, o);
 			continue;
 		}
-		char *name = plain(r->p->jobs[i].name);
-		printf("%-*s  ", width, name);
-		free(name);
+		printf("%-*s  ", width, v->name);
 		if (r->color)
 			printf("\033[%sm", v->state == KCI_JOB_PASSED	 ? "32"
 					   : v->state == KCI_JOB_SKIPPED ? "2"
@@ -922,6 +920,8 @@ kci_cmd_run(int argc, char **argv)
 	r.color = !s.o.json && isatty(STDOUT_FILENO) && !getenv("NO_COLOR");
 	r.jobs = kci_xcalloc(s.plan->n_jobs, sizeof(*r.jobs));
 	for (size_t i = 0; i < s.plan->n_jobs; i++)
+		r.jobs[i].name = plain(s.plan->jobs[i].name);
+	for (size_t i = 0; i < s.plan->n_jobs; i++)
 		if (s.selected[i] && (int)strlen(s.plan->jobs[i].name) > r.width)
 			r.width = (int)strlen(s.plan->jobs[i].name);
 	if (r.width > PREFIX_WIDTH_MAX)
@@ -966,8 +966,10 @@ out:
 	}
 	if (sw.cancel_fd >= 0)
 		close(sw.cancel_fd);
-	for (size_t i = 0; r.jobs && i < s.plan->n_jobs; i++)
+	for (size_t i = 0; r.jobs && i < s.plan->n_jobs; i++) {
 		free(r.jobs[i].why);
+		free(r.jobs[i].name);
+	}
 	free(r.jobs);
 	free(states);
 	run_state_clear(&s);
