@@ -62,11 +62,16 @@ int passt_start(int tap_fd, int log_fd, int runas, pid_t *pid, struct kci_err *e
 
 /*
  * The uid passt runs as when kci is root (runas above; -1 = passt's default),
- * whose traffic the nftables table of net_filter_ensure() confines.
+ * whose traffic the nftables table of net_filter_acquire() confines.
  */
 #define KCI_NET_UID 64999
-/* Loads (once per process) the nftables table that confines KCI_NET_UID. Root only. */
-int net_filter_ensure(const char *cache_dir, struct kci_err *err);
+/*
+ * Loads (afresh, for every VM) the nftables table that confines KCI_NET_UID
+ * and takes a reference on it for one VM. Root only.
+ */
+int net_filter_acquire(const char *cache_dir, struct kci_err *err);
+/* Drops a VM's reference; the last one on the host removes the table. */
+void net_filter_release(void);
 /*
  * In a child kci forked for QEMU or passt, before exec: SIGKILL when kci dies
  * (PR_SET_PDEATHSIG), its own process group, no blocked signals, SIGPIPE back

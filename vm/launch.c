@@ -252,8 +252,9 @@ start_net(struct kci_vm *vm, const char *cache_dir, int log_fd, int *qemu_end, s
 	 * there is no filter to load (docs/exec.md says what that allows).
 	 */
 	if (geteuid() == 0) {
-		if ((rc = net_filter_ensure(cache_dir, err)) < 0)
+		if ((rc = net_filter_acquire(cache_dir, err)) < 0)
 			return rc;
+		vm->filtered = 1;
 		runas = KCI_NET_UID;
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
@@ -540,6 +541,9 @@ kci_vm_free(struct kci_vm *vm)
 	}
 	passt_stop(vm->passt_pid);
 	vm->passt_pid = 0;
+	/* Only once passt is gone: nothing of this VM's may run unfiltered. */
+	if (vm->filtered)
+		net_filter_release();
 	int fds[] = { vm->pidfd, vm->agent_fd, vm->console_fd, vm->stderr_fd };
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (fds[i] >= 0)

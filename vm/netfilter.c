@@ -6,13 +6,16 @@
  * (KCI_NET_UID) and an nftables table rejects that uid's traffic to any
  * address of the host, to private, shared, link-local, loopback, multicast
  * and reserved IPv4 ranges, and to IPv6 altogether, except DNS to the host's
- * resolvers (passt forwards the guest's DNS there).
+ * resolvers (passt forwards the guest's DNS there). The table touches no
+ * other traffic, and is removed when the last kci with a nat VM is done.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -58,14 +61,19 @@ ruleset(void)
 					  "53 accept\n",
 					  dns)
 			  : kci_xstrdup("");
-	/* One transaction: the table is replaced whole, never absent in between. */
+	/*
+	 * One transaction: the table is replaced whole, never absent in between.
+	 * The output hook jumps to `guest` only for packets whose socket belongs
+	 * to KCI_NET_UID. The match must be positive: packets without an owning
+	 * socket (the kernel's own RSTs and ACKs) match neither `skuid X` nor
+	 * `skuid != X`, and a negated match let them fall through to the rejects,
+	 * which broke the host's loopback TCP for every process.
+	 */
 	rules = kci_xasprintf(
 		"table inet kci_net {}\n"
 		"delete table inet kci_net\n"
 		"table inet kci_net {\n"
-		"\tchain out {\n"
-		"\t\ttype filter hook output priority filter; policy accept;\n"
-		"\t\tmeta skuid != %d accept\n"
+		"\tchain guest {\n"
 		"%s"
 		"\t\tfib daddr type { local, broadcast, multicast } reject\n"
 		"\t\tip daddr { 0.0.0.0/8, 10.0.0.0/8, 100.64.0.0/10, 127.0.0.0/8, "
@@ -73,26 +81,40 @@ ruleset(void)
 		"224.0.0.0/4, 240.0.0.0/4 } reject\n"
 		"\t\tmeta nfproto ipv6 reject\n"
 		"\t}\n"
+		"\tchain out {\n"
+		"\t\ttype filter hook output priority filter; policy accept;\n"
+		"\t\tmeta skuid %d jump guest\n"
+		"\t}\n"
 		"}\n",
-		KCI_NET_UID, dns_rule);
+		dns_rule, KCI_NET_UID);
 	free(dns);
 	free(dns_rule);
 	return rules;
 }
 
-static pthread_mutex_t filter_lock = PTHREAD_MUTEX_INITIALIZER;
-static int filter_loaded;
+/*
+ * Who uses the table. Each nat VM of this process holds a reference while it
+ * runs, and the process holds a shared flock on FILTER_LOCK while it has
+ * any; the last VM to go takes the lock exclusively, which succeeds only
+ * when no other kci on the host has a nat VM running, and then removes the
+ * table. A kci killed with SIGKILL leaves the table loaded: it matches only
+ * KCI_NET_UID, so it touches no other traffic. Process-wide by nature (the
+ * table and the flock are), hence the statics.
+ */
+#define FILTER_LOCK "/run/kci-netfilter.lock"
 
-int
-net_filter_ensure(const char *cache_dir, struct kci_err *err)
+static pthread_mutex_t filter_mutex = PTHREAD_MUTEX_INITIALIZER;
+static unsigned filter_users;
+static int filter_lock_fd = -1;
+
+/* Loads the table: rules in a temp file under cache_dir, then `nft -f`. */
+static int
+load_table(const char *cache_dir, struct kci_err *err)
 {
 	char *path = kci_xasprintf("%s/nat-filter.nft", cache_dir), *tmp = NULL, *rules = NULL;
 	char out[512] = "";
-	int fd = -1, rc = 0;
+	int fd = -1, rc;
 
-	pthread_mutex_lock(&filter_lock);
-	if (filter_loaded)
-		goto out;
 	if ((rc = kci_mkdir_p(cache_dir, 0700, err)) < 0)
 		goto out;
 	if ((fd = kci_tmpfile_near(path, &tmp, err)) < 0) {
@@ -105,15 +127,11 @@ net_filter_ensure(const char *cache_dir, struct kci_err *err)
 		goto out;
 	}
 	char *argv[] = { "nft", "-f", tmp, NULL };
-	if ((rc = run_capture(argv, out, sizeof(out), err)) < 0) {
+	if ((rc = run_capture(argv, out, sizeof(out), err)) < 0)
 		kci_err_prefix(err,
 			       "--net nat keeps guests off the host and private networks with "
 			       "an nftables table, which could not be loaded (install nftables)");
-		goto out;
-	}
-	filter_loaded = 1;
 out:
-	pthread_mutex_unlock(&filter_lock);
 	if (fd >= 0)
 		close(fd);
 	if (tmp)
@@ -122,4 +140,48 @@ out:
 	free(rules);
 	free(path);
 	return rc;
+}
+
+int
+net_filter_acquire(const char *cache_dir, struct kci_err *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&filter_mutex);
+	if (filter_users == 0) {
+		filter_lock_fd = open(FILTER_LOCK, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		while (filter_lock_fd >= 0 && flock(filter_lock_fd, LOCK_SH) < 0 && errno == EINTR)
+			;
+		/* Without the lock the table is simply never removed: safe, just untidy. */
+	}
+	/*
+	 * Loaded for every VM, not once per process: someone may have deleted or
+	 * changed the table since, and a guest must never run unfiltered.
+	 */
+	if ((rc = load_table(cache_dir, err)) == 0)
+		filter_users++;
+	if (filter_users == 0 && filter_lock_fd >= 0) {
+		close(filter_lock_fd);
+		filter_lock_fd = -1;
+	}
+	pthread_mutex_unlock(&filter_mutex);
+	return rc;
+}
+
+void
+net_filter_release(void)
+{
+	pthread_mutex_lock(&filter_mutex);
+	if (filter_users > 0 && --filter_users == 0 && filter_lock_fd >= 0) {
+		if (flock(filter_lock_fd, LOCK_EX | LOCK_NB) == 0) {
+			char *argv[] = { "nft", "delete", "table", "inet", "kci_net", NULL };
+			char out[256];
+			struct kci_err ignored = KCI_ERR_INIT;
+
+			(void)run_capture(argv, out, sizeof(out), &ignored);
+		}
+		close(filter_lock_fd);
+		filter_lock_fd = -1;
+	}
+	pthread_mutex_unlock(&filter_mutex);
 }

@@ -11,6 +11,7 @@
 struct kci_vm {
 	pid_t pid;	 /* QEMU; 0 once reaped */
 	pid_t passt_pid; /* passt with --net nat; 0 without, or once reaped */
+	int filtered;	 /* holds a reference on the nat filter (net_filter_acquire) */
 	int pidfd;	 /* readable when QEMU exits */
 	int status;	 /* QEMU's wait status once reaped */
 	int agent_fd;	 /* our end of the virtio-serial socketpair (non-blocking) */

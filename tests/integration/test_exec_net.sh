@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # --net: nat reaches the outside world (deb.debian.org, the one outside host these machines
 # may contact) but not the host's loopback; none has no network device at all; passt never
-# outlives kci, even when kci is killed with SIGKILL.
+# outlives kci, even when kci is killed with SIGKILL. The host filter (root) confines only
+# the sandbox user's traffic and goes when the last kci using it does.
 . "${KCI_TEST_LIB:-$(dirname "$0")/lib.sh}"
 
 command -v passt >/dev/null || { fail "passt is not installed (scripts/install-deps.sh)"; exit 1; }
@@ -73,7 +74,9 @@ outside=$!
 # Move the peer only once unshare has made the outside namespace.
 while [ "$(readlink /proc/$outside/ns/net)" = "$(readlink /proc/self/ns/net)" ]; do sleep 0.05; done
 ip link set kci1 netns "$outside"
-python3 -m http.server --bind 0.0.0.0 "$port" >/dev/null 2>&1 &
+mkdir -p "$KCI_HOME/www"
+truncate -s 100M "$KCI_HOME/www/big"
+python3 -m http.server --bind 0.0.0.0 --directory "$KCI_HOME/www" "$port" >/dev/null 2>&1 &
 host=$!
 for _ in $(seq 100); do
 	curl -s -m 1 -o /dev/null "http://127.0.0.1:$port/" &&
@@ -83,6 +86,19 @@ done
 curl -s -m 5 -o /dev/null -w "host:%{http_code}\n" "http://127.0.0.1:$port/"
 curl -s -m 5 -o /dev/null -w "outside:%{http_code}\n" "http://203.0.113.2:$port/"
 curl -s -m 5 -o /dev/null -w "private:%{http_code}\n" "http://10.99.0.2:$port/"
+# A nat VM that holds the filter table for the checks below.
+"$KCI" exec --net nat -- sleep 600 >/dev/null 2>&1 &
+holder=$!
+for _ in $(seq 600); do
+	nft list table inet kci_net >/dev/null 2>&1 && break
+	sleep 0.1
+done
+nft list table inet kci_net >/dev/null 2>&1 && echo "table:loaded"
+# The table touches only the sandbox user's traffic: the kernel's own RSTs (no socket) must
+# pass, so a closed loopback port is refused (curl 7), not left to time out (curl 28).
+curl -s -o /dev/null --connect-timeout 10 "http://127.0.0.1:1/"
+echo "closed-port:$?"
+curl -s -o /dev/null -m 120 -w "big:%{size_download}\n" "http://127.0.0.1:$port/big"
 # busybox nc -w does not bound the connect itself; timeout does.
 "$KCI" exec --net nat -- sh -c '
 	for target in 203.0.113.2 10.99.0.2 10.0.2.2 127.0.0.1 10.0.2.3 203.0.113.1 10.99.0.1 169.254.169.254; do
@@ -94,6 +110,11 @@ curl -s -m 5 -o /dev/null -w "private:%{http_code}\n" "http://10.99.0.2:$port/"
 		fi
 	done'
 echo "kci:$?"
+# Another kci still has a nat VM: the table stays until the last one is gone.
+nft list table inet kci_net >/dev/null 2>&1 && echo "table:kept"
+kill -TERM "$holder"
+wait "$holder"
+nft list table inet kci_net >/dev/null 2>&1 && echo "table:left" || echo "table:removed"
 kill "$host" "$outside"
 wait 2>/dev/null
 INNER
@@ -102,6 +123,12 @@ expect_match "netns: the host reaches its own server" "^host:200$" "$netns_out"
 expect_match "netns: the host reaches the outside server" "^outside:200$" "$netns_out"
 expect_match "netns: kci ran" "^kci:0$" "$netns_out"
 expect_match "netns: the host reaches the private server" "^private:200$" "$netns_out"
+expect_match "netns: a nat VM loads the filter table" "^table:loaded$" "$netns_out"
+expect_match "filter: a closed loopback port is refused at once" "^closed-port:7$" "$netns_out"
+expect_match "filter: a 100 MB loopback transfer completes" "^big:104857600$" "$netns_out"
+expect_match "filter: kept while another kci has a nat VM" "^table:kept$" "$netns_out"
+expect_match "filter: removed when the last kci with a nat VM exits" "^table:removed$" \
+	"$netns_out"
 expect_match "nat: the outside world is reachable" "^203.0.113.2:open$" "$netns_out"
 expect_match "nat: a private network is not" "^10.99.0.2:closed$" "$netns_out"
 expect_match "nat: nor the host's own addresses" "^203.0.113.1:closed$" "$netns_out"
