@@ -61,7 +61,8 @@ static const char usage_text[] =
 	"  125  kci itself failed (a one-line 'kci: ...' message says why)\n"
 	"  126  the command could not be executed\n"
 	"  127  the command was not found\n"
-	"  130  kci was interrupted (143 for SIGTERM); the VM was torn down\n";
+	"  130  kci was interrupted (143 for SIGTERM); the VM was torn down\n"
+	"  141  stdout or stderr was closed by its reader (as SIGPIPE); the VM was torn down\n";
 
 struct exec_opts {
 	const char *rootfs, *kernel, *workdir, *image, *user, *workspace;
@@ -339,11 +340,18 @@ watch_main(void *arg)
 	struct signalfd_siginfo si;
 
 	for (;;) {
-		struct pollfd p[2] = { { w->signal_fd, POLLIN, 0 }, { w->stop_fd, POLLIN, 0 } };
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
+		/* stdout with no events: POLLERR/POLLHUP say its reader is gone. */
+		struct pollfd p[3] = { { w->signal_fd, POLLIN, 0 },
+				       { w->stop_fd, POLLIN, 0 },
+				       { STDOUT_FILENO, 0, 0 } };
+		if (poll(p, 3, -1) < 0 && errno != EINTR)
 			return NULL;
 		if (p[1].revents)
 			return NULL;
+		if (p[2].revents & (POLLERR | POLLHUP)) {
+			w->signo = SIGPIPE;
+			return NULL;
+		}
 		if (p[0].revents && read(w->signal_fd, &si, sizeof(si)) == (ssize_t)sizeof(si) &&
 		    si.ssi_signo != SIGWINCH) {
 			w->signo = (sig_atomic_t)si.ssi_signo;
@@ -514,7 +522,10 @@ kci_cmd_exec(int argc, char **argv)
 	watch_stop(&watch);
 	if (watch.signo) {
 		signo = watch.signo;
-		rc = kci_err_set(&err, KCI_CANCELED, "interrupted by signal %d", signo);
+		rc = signo == SIGPIPE
+			     ? kci_err_set(&err, KCI_CANCELED,
+					   "stdout was closed (its reader went away)")
+			     : kci_err_set(&err, KCI_CANCELED, "interrupted by signal %d", signo);
 		goto out;
 	}
 	if (rc < 0)

@@ -13,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <stdatomic.h>
 #include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,11 +29,12 @@
 #include "jobs/jobs.h"
 #include "runner/cli.h"
 
-#define PIPELINE_FILE	 ".kci.yml"
-#define SECRET_FILE_MAX	 (1024 * 1024)
-#define EXIT_JOBS_FAILED 1
-#define EXIT_INTERRUPTED 130
-#define PREFIX_WIDTH_MAX 28
+#define PIPELINE_FILE	   ".kci.yml"
+#define SECRET_FILE_MAX	   (1024 * 1024)
+#define EXIT_JOBS_FAILED   1
+#define EXIT_INTERRUPTED   130
+#define EXIT_OUTPUT_CLOSED 141 /* 128 + SIGPIPE: what a process writing there would die of */
+#define PREFIX_WIDTH_MAX   28
 
 static const char usage_text[] =
 	"Usage: kci run [DIR] [OPTIONS]\n"
@@ -60,7 +64,8 @@ static const char usage_text[] =
 	"  0    every job passed\n"
 	"  1    a job failed, timed out, or was skipped\n"
 	"  125  kci itself failed, or the pipeline file is wrong (nothing ran)\n"
-	"  130  interrupted (Ctrl-C); every VM was torn down\n";
+	"  130  interrupted (Ctrl-C); every VM was torn down\n"
+	"  141  stdout was closed by its reader; every VM was torn down\n";
 
 enum {
 	OPT_JOB = 256,
@@ -107,7 +112,11 @@ struct job_view {
 	char *name; /* the job's name made safe to print, once (it prefixes every line) */
 };
 
+struct stopper;
+static void output_failed(struct stopper *st, int e);
+
 struct render {
+	struct stopper *stop; /* told when stdout cannot be written */
 	const struct kci_plan *p;
 	const int *selected;
 	int json, color;
@@ -300,7 +309,10 @@ on_event(void *ctx, const struct kci_event *ev)
 		render_json(ev);
 	else
 		render_text(r, ev);
-	fflush(stdout);
+	if (fflush(stdout) == EOF || ferror(stdout)) {
+		output_failed(r->stop, errno);
+		clearerr(stdout);
+	}
 }
 
 static int
@@ -590,35 +602,78 @@ gather_secrets(const struct kci_plan *p, const int *selected, const char *file, 
 	return rc;
 }
 
-/* ---- signals: the first stops the run, the second kills kci ---- */
+/* ---- stopping: signals and a stdout nobody reads ---- */
 
-struct sigwatch {
-	sigset_t set;
-	int cancel_fd;
-	volatile int count;
-	volatile int done; /* set before the SIGUSR1 that ends the thread */
+/*
+ * A thread that turns the first SIGINT/SIGTERM/SIGHUP, or stdout losing its
+ * reader (`kci run --json | head`), into a write to the engine's cancel fd;
+ * a second signal kills kci at once. The renderer reports write errors the
+ * same way (output_gone).
+ */
+struct stopper {
+	int signal_fd, stop_fd, cancel_fd;
+	atomic_int signals;	/* stop signals received */
+	atomic_int output_gone; /* stdout cannot be written: its errno, or 0 */
+	pthread_t thread;
+	int running;
 };
 
-static void *
-sig_thread(void *arg)
+static void
+stop_run(struct stopper *st, const char *why)
 {
-	struct sigwatch *w = arg;
 	uint64_t one = 1;
-	int sig;
+
+	(void)!write(STDERR_FILENO, why, strlen(why));
+	(void)!write(st->cancel_fd, &one, sizeof(one));
+}
+
+/* stdout failed with errno e: the first report cancels the run. Any thread. */
+static void
+output_failed(struct stopper *st, int e)
+{
+	int none = 0;
+	char msg[160];
+
+	if (!st || !atomic_compare_exchange_strong(&st->output_gone, &none, e ? e : EIO))
+		return;
+	if (e == EPIPE)
+		snprintf(msg, sizeof(msg),
+			 "kci: stdout was closed: stopping, tearing down every VM\n");
+	else
+		snprintf(msg, sizeof(msg), "kci: cannot write to stdout (%s): stopping\n",
+			 strerror(e));
+	stop_run(st, msg);
+}
+
+static void *
+stopper_main(void *arg)
+{
+	struct stopper *st = arg;
+	struct signalfd_siginfo si;
+	int watch_out = 1;
 
 	for (;;) {
-		if (sigwait(&w->set, &sig) != 0)
-			continue;
-		if (sig == SIGUSR1) {
-			if (w->done) /* the run is over */
-				return NULL;
-			continue; /* someone else's SIGUSR1: not ours to obey */
+		/* stdout with no events: POLLERR/POLLHUP say its reader is gone. */
+		struct pollfd p[3] = { { st->signal_fd, POLLIN, 0 },
+				       { st->stop_fd, POLLIN, 0 },
+				       { watch_out ? STDOUT_FILENO : -1, 0, 0 } };
+		if (poll(p, 3, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return NULL;
 		}
-		if (++w->count == 1) {
-			static const char msg[] =
-				"kci: stopping: tearing down every VM (Ctrl-C again to kill)\n";
-			(void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
-			(void)!write(w->cancel_fd, &one, sizeof(one));
+		if (p[1].revents)
+			return NULL;
+		if (p[2].revents & (POLLERR | POLLHUP)) {
+			watch_out = 0;
+			output_failed(st, EPIPE);
+		}
+		if (!(p[0].revents & POLLIN) ||
+		    read(st->signal_fd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+			continue;
+		if (atomic_fetch_add(&st->signals, 1) == 0) {
+			stop_run(st,
+				 "kci: stopping: tearing down every VM (Ctrl-C again to kill)\n");
 		} else {
 			static const char msg[] = "kci: killed\n";
 			/* QEMU and passt die with us (PDEATHSIG); the next run sweeps our dirs. */
@@ -626,6 +681,46 @@ sig_thread(void *arg)
 			_exit(EXIT_INTERRUPTED);
 		}
 	}
+}
+
+/*
+ * Blocks the stop signals in every thread from here on (so a Ctrl-C during
+ * staging is not lost) and starts the thread that watches them.
+ */
+static int
+stopper_start(struct stopper *st, struct kci_err *err)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	st->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	st->stop_fd = eventfd(0, EFD_CLOEXEC);
+	st->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (st->signal_fd < 0 || st->stop_fd < 0 || st->cancel_fd < 0)
+		return kci_err_sys(err, errno, "signalfd/eventfd");
+	if (pthread_create(&st->thread, NULL, stopper_main, st) != 0)
+		return kci_err_set(err, KCI_ERROR, "cannot create a thread");
+	st->running = 1;
+	return 0;
+}
+
+static void
+stopper_end(struct stopper *st)
+{
+	uint64_t one = 1;
+
+	if (st->running) {
+		(void)!write(st->stop_fd, &one, sizeof(one));
+		pthread_join(st->thread, NULL);
+	}
+	st->running = 0;
+	for (int *fd = &st->signal_fd; fd <= &st->cancel_fd; fd++)
+		if (*fd >= 0)
+			close(*fd);
 }
 
 /* ---- the command ---- */
@@ -848,12 +943,11 @@ kci_cmd_run(int argc, char **argv)
 	struct run_state s = { .o = { .accel = KCI_ACCEL_AUTO } };
 	struct kci_err err = KCI_ERR_INIT;
 	struct kci_engine_opts eo = { .console_fd = -1 };
-	struct sigwatch sw = { .cancel_fd = -1 };
-	struct render r = { 0 };
+	struct stopper sw = { .signal_fd = -1, .stop_fd = -1, .cancel_fd = -1 };
+	struct render r = { .stop = &sw };
 	enum kci_job_state *states = NULL;
-	pthread_t sig_th;
 	char why[256];
-	int rc, status = KCI_EXIT_RUNNER, sig_started = 0;
+	int rc, status = KCI_EXIT_RUNNER;
 
 	rc = parse_opts(argc, argv, &s.o);
 	if (rc <= 0) {
@@ -864,24 +958,8 @@ kci_cmd_run(int argc, char **argv)
 	    (rc = find_project(&s, &err)) < 0)
 		goto fail;
 	/* --list of the working tree needs no copy of it. */
-	if (s.o.commit || !s.o.list) {
-		/*
-		 * Signals are blocked from here on in every thread; one thread
-		 * waits for them, so a Ctrl-C during staging is not lost.
-		 */
-		sigemptyset(&sw.set);
-		sigaddset(&sw.set, SIGINT);
-		sigaddset(&sw.set, SIGTERM);
-		sigaddset(&sw.set, SIGHUP);
-		sigaddset(&sw.set, SIGUSR1);
-		pthread_sigmask(SIG_BLOCK, &sw.set, NULL);
-		sw.cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (sw.cancel_fd < 0) {
-			rc = kci_err_sys(&err, errno, "eventfd");
-			goto fail;
-		}
-		sig_started = pthread_create(&sig_th, NULL, sig_thread, &sw) == 0;
-	}
+	if ((s.o.commit || !s.o.list) && (rc = stopper_start(&sw, &err)) < 0)
+		goto fail;
 	/* The working tree's pipeline is read before anything is copied: a typo costs nothing. */
 	if (!s.o.commit && (rc = load_plan(&s, &err)) < 0)
 		goto fail;
@@ -890,10 +968,8 @@ kci_cmd_run(int argc, char **argv)
 	if (s.o.commit && (rc = load_plan(&s, &err)) < 0)
 		goto fail;
 	/* Copying a large tree takes a while: a Ctrl-C meanwhile ends the run here. */
-	if (sw.count > 0) {
-		status = EXIT_INTERRUPTED;
+	if (sw.signals > 0 || sw.output_gone)
 		goto out;
-	}
 	if (s.o.jobs) {
 		if ((rc = kci_plan_select(s.plan, s.o.jobs, &s.selected, &err)) < 0)
 			goto fail;
@@ -953,19 +1029,13 @@ kci_cmd_run(int argc, char **argv)
 	states = kci_xcalloc(s.plan->n_jobs, sizeof(*states));
 	if ((rc = kci_engine_run(s.plan, s.selected, &eo, states, &err)) < 0)
 		goto fail;
-	status = summary(&r, sw.count > 0);
+	status = summary(&r, sw.signals > 0 || sw.output_gone);
 	goto out;
 fail:
-	kci_print_error(err.msg);
-	status = sw.count > 0 && rc == KCI_CANCELED ? EXIT_INTERRUPTED : KCI_EXIT_RUNNER;
+	if (!(rc == KCI_CANCELED && (sw.signals > 0 || sw.output_gone)))
+		kci_print_error(err.msg);
 out:
-	if (sig_started) {
-		sw.done = 1;
-		pthread_kill(sig_th, SIGUSR1);
-		pthread_join(sig_th, NULL);
-	}
-	if (sw.cancel_fd >= 0)
-		close(sw.cancel_fd);
+	stopper_end(&sw);
 	for (size_t i = 0; r.jobs && i < s.plan->n_jobs; i++) {
 		free(r.jobs[i].why);
 		free(r.jobs[i].name);
@@ -973,7 +1043,10 @@ out:
 	free(r.jobs);
 	free(states);
 	run_state_clear(&s);
-	if (sw.count > 0 && status != EXIT_INTERRUPTED)
+	/* However far the run got, how it was stopped decides the status. */
+	if (sw.signals > 0)
 		status = EXIT_INTERRUPTED;
+	else if (sw.output_gone)
+		status = sw.output_gone == EPIPE ? EXIT_OUTPUT_CLOSED : KCI_EXIT_RUNNER;
 	return status;
 }

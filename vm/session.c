@@ -110,6 +110,20 @@ static int read_signals(struct session *s, int *signo);
 static int deadline_error(struct session *s, int which, struct kci_err *err);
 
 /*
+ * Whoever reads our stdout or stderr went away (`kci exec ... | head`): the
+ * output has nowhere to go, so the command is canceled as if by SIGPIPE,
+ * which is what would have ended a process writing there.
+ */
+static int
+reader_gone(struct session *s, int stream, struct kci_err *err)
+{
+	s->vm->broken = 1;
+	s->signo = SIGPIPE;
+	return kci_err_set(err, KCI_CANCELED, "%s was closed (its reader went away)",
+			   stream == 1 ? "stdout" : "stderr");
+}
+
+/*
  * Writes guest output to out_fd[stream] without ever blocking blindly: it
  * waits for the fd in poll() alongside signals, cancellation and the VM
  * deadline, and writes at most PIPE_BUF bytes per ready fd so a pipe write
@@ -137,13 +151,14 @@ write_out(struct session *s, int stream, const uint8_t *p, size_t len, struct kc
 		if (pf[2].revents)
 			return kci_err_set(err, KCI_CANCELED, "canceled");
 		if (pf[0].revents & (POLLERR | POLLHUP | POLLNVAL))
-			return kci_err_set(err, KCI_ERROR, "write %s: the reader went away",
-					   stream == 1 ? "stdout" : "stderr");
+			return reader_gone(s, stream, err);
 		if (!(pf[0].revents & POLLOUT))
 			continue;
 		ssize_t n = write(fd, p, len < PIPE_BUF ? len : PIPE_BUF);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
+		if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+			return reader_gone(s, stream, err);
 		if (n < 0)
 			return kci_err_sys(err, errno, "write %s",
 					   stream == 1 ? "stdout" : "stderr");
@@ -375,7 +390,18 @@ static int
 loop(struct session *s, struct kci_err *err)
 {
 	struct kci_vm *vm = s->vm;
-	enum { P_AGENT, P_CONSOLE, P_STDERR, P_QEMU, P_STDIN, P_SIG, P_CANCEL, P_N };
+	enum {
+		P_AGENT,
+		P_CONSOLE,
+		P_STDERR,
+		P_QEMU,
+		P_STDIN,
+		P_SIG,
+		P_CANCEL,
+		P_OUT1,
+		P_OUT2,
+		P_N
+	};
 	struct pollfd p[P_N];
 	int rc, which;
 
@@ -394,6 +420,14 @@ loop(struct session *s, struct kci_err *err)
 		p[P_STDIN] = (struct pollfd){ want_stdin ? s->io->stdin_fd : -1, POLLIN, 0 };
 		p[P_SIG] = (struct pollfd){ s->io->signal_fd, POLLIN, 0 };
 		p[P_CANCEL] = (struct pollfd){ s->io->cancel_fd, POLLIN, 0 };
+		/*
+		 * No events asked: poll() reports POLLERR (a pipe whose reader
+		 * closed) and POLLHUP (a socket's) anyway, so a silent command is
+		 * stopped when nobody is left to read it, not when it next writes.
+		 */
+		for (int i = 1; i <= 2; i++)
+			p[P_OUT1 + i - 1] =
+				(struct pollfd){ s->io->output ? -1 : s->io->out_fd[i], 0, 0 };
 		int64_t wait = d - now;
 		if (poll(p, P_N, wait > 60000 ? 60000 : (int)wait) < 0) {
 			if (errno == EINTR)
@@ -410,6 +444,9 @@ loop(struct session *s, struct kci_err *err)
 			vm->broken = 1;
 			return kci_err_set(err, KCI_CANCELED, "canceled");
 		}
+		for (int i = 1; i <= 2; i++)
+			if (p[P_OUT1 + i - 1].revents & (POLLERR | POLLHUP))
+				return reader_gone(s, i, err);
 		if (p[P_AGENT].revents & (POLLIN | POLLHUP | POLLERR)) {
 			if ((rc = read_agent(s, err)) < 0) {
 				vm->broken = 1;

@@ -163,7 +163,8 @@ struct kci_vm_io {
  * Runs one process in the VM (waiting for the agent first if needed) and
  * streams its output to io->output. Returns 0 with *res filled when the
  * process ended, whatever its status. Errors: KCI_TIMEOUT (deadline),
- * KCI_CANCELED (signal; *canceled_by holds it), KCI_PROTO (hostile or broken
+ * KCI_CANCELED (signal, *canceled_by holds it; or out_fd's reader went away,
+ * *canceled_by = SIGPIPE; or cancel_fd), KCI_PROTO (hostile or broken
  * guest), KCI_ERROR (guest died: the message carries its last console lines).
  */
 int kci_vm_exec(struct kci_vm *vm, const struct kci_run_req *req, const struct kci_vm_io *io,

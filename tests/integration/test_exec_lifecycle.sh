@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# --timeout covers the VM's whole life; SIGINT tears the VM down; nothing is left behind.
+# --timeout covers the VM's whole life; SIGINT or a closed stdout tears the VM down; nothing
+# is left behind.
 . "${KCI_TEST_LIB:-$(dirname "$0")/lib.sh}"
 
 start=$(date +%s)
@@ -21,6 +22,18 @@ wait "$pid" || status=$?
 expect_eq "SIGINT exit status" 130 "$status"
 expect_match "SIGINT message" "torn down" "$(cat "$o")"
 rm -f "$o"
+assert_clean
+
+# The reader of stdout goes away while the command is silent: the VM is torn down then,
+# not when the command next writes, and kci exits 141 as SIGPIPE would have it.
+e=$(mktemp)
+set +e
+"$KCI" exec -- sh -c 'echo ready; sleep 100' 2>"$e" | head -n 1 >/dev/null
+status=${PIPESTATUS[0]}
+set -e
+expect_eq "closed stdout: exit status" 141 "$status"
+expect_match "closed stdout: message" "stdout was closed" "$(cat "$e")"
+rm -f "$e"
 assert_clean
 
 # A timeout that fires during boot is reported as such.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Ctrl-C during kci run stops everything promptly and tears every VM down: no QEMU, no
-# temp files, no half-written artifacts. kci killed outright takes QEMU with it, and the
-# next run sweeps what was left.
+# temp files, no half-written artifacts. So does a stdout whose reader went away. kci
+# killed outright takes QEMU with it, and the next run sweeps what was left.
 . "${KCI_TEST_LIB:-$(dirname "$0")/lib.sh}"
 
 repo=$KCI_HOME/repo
@@ -48,6 +48,30 @@ if grep -q "must not run" <<<"$text"; then fail "a job started after Ctrl-C"; el
 if ls -a "$repo/.kci/artifacts" 2>/dev/null | grep -q tmp; then fail "temp artifact dirs left"; else ok "no temp artifact dirs"; fi
 rm -f "$o"
 assert_clean
+
+# stdout's reader goes away (`kci run | head`) while both jobs sit silent in their VMs: the
+# run is canceled like Ctrl-C, not run to the end for nobody, and exits 141 (SIGPIPE's).
+for mode in text json; do
+	e=$(mktemp)
+	flag=$([ "$mode" = json ] && echo --json || true)
+	set +e
+	# The reader leaves once both jobs have printed: the VMs are up and busy then.
+	"$KCI" run "$repo" --jobs 2 $flag 2>"$e" | {
+		a='' b=''
+		while IFS= read -r line; do
+			case "$line" in *ready-a*) a=1 ;; *ready-b*) b=1 ;; esac
+			[ -n "$a" ] && [ -n "$b" ] && break
+		done
+	}
+	status=${PIPESTATUS[0]}
+	set -e
+	expect_eq "$mode: a closed stdout stops the run with 141" 141 "$status"
+	expect_match "$mode: and says why" 'stdout was closed' "$(cat "$e")"
+	[ ! -d "$repo/.kci/artifacts/a" ] && ok "$mode: no artifacts from the stopped run" ||
+		fail "$mode: artifacts of a stopped run"
+	rm -f "$e"
+	assert_clean
+done
 
 # kci killed outright (what a second Ctrl-C does, with _exit): QEMU dies with it (it is
 # kci's child with PR_SET_PDEATHSIG), and the next run sweeps the dead run's dirs.
