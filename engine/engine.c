@@ -216,29 +216,6 @@ prepare(struct engine *e, struct kci_err *err)
 	return 0;
 }
 
-/* File names under out_dir for every job, unique even when two names sanitise alike. */
-static void
-name_files(struct engine *e)
-{
-	e->file_names = kci_xcalloc(e->p->n_jobs, sizeof(char *));
-	for (size_t i = 0; i < e->p->n_jobs; i++) {
-		char *base = job_file_name(e->p->jobs[i].name), *name = kci_xstrdup(base);
-
-		for (unsigned k = 2;; k++) {
-			size_t j;
-
-			for (j = 0; j < i && strcmp(e->file_names[j], name) != 0; j++)
-				;
-			if (j == i)
-				break;
-			free(name);
-			name = kci_xasprintf("%s-%u", base, k);
-		}
-		free(base);
-		e->file_names[i] = name;
-	}
-}
-
 /* The first of job i's needs that did not pass, or -1 (all passed), or -2 (some pending). */
 static long
 blocking_need(const struct engine *e, size_t i)
@@ -353,7 +330,6 @@ kci_engine_run(const struct kci_plan *p, const int *selected, const struct kci_e
 	pthread_mutex_init(&e.image_lock, NULL);
 	pthread_cond_init(&e.cond, NULL);
 	mask_init(&e.mask, o->secrets);
-	name_files(&e);
 	runs = kci_xcalloc(p->n_jobs ? p->n_jobs : 1, sizeof(*runs));
 	e.default_cpus = default_cpus(&e);
 
@@ -380,9 +356,6 @@ out:
 		if (runs[i].started)
 			pthread_join(runs[i].thread, NULL);
 	free(runs);
-	for (size_t i = 0; i < p->n_jobs; i++)
-		free(e.file_names[i]);
-	free(e.file_names);
 	mask_free(&e.mask);
 	pthread_cond_destroy(&e.cond);
 	pthread_mutex_destroy(&e.image_lock);

@@ -48,9 +48,10 @@ struct kci_event {
 	const char *text; /* LOG lines have no newline; len bytes, also NUL-terminated */
 	size_t len;
 	enum kci_job_state state;
-	int exit_code;	     /* STEP_END: the step's exit code, 128+N for signal N */
-	int64_t duration_ms; /* STEP_END, JOB_END */
-	int64_t time_ms;     /* since the run started */
+	int exit_code;	      /* STEP_END: the step's exit code, 128+N for signal N */
+	int64_t duration_ms;  /* STEP_END, JOB_END */
+	int64_t time_ms;      /* since the run started */
+	const char *log_path; /* JOB_END: the job's log file (under out_dir), or NULL */
 };
 
 /* Called from the engine's threads, one event at a time (the engine serialises them). */
@@ -89,16 +90,24 @@ int kci_engine_run(const struct kci_plan *p, const int *selected, const struct k
 /* ---- images as root disks (the one place images/ and vm/ meet) ---- */
 
 struct kci_image_config;
+
+struct kci_image_disk_opts {
+	const char *home;  /* KCI_HOME: the store */
+	const char *cache; /* where root disks are cached */
+	/* Bytes of each blob while pulling (from the pull's threads, one at a time); or NULL. */
+	void (*progress)(void *ctx, const char *digest, uint64_t done, uint64_t total);
+	/* A slow phase begins: "pulling REF", "unpacking REF into its root disk"; or NULL. */
+	void (*phase)(void *ctx, const char *what);
+	void *ctx;
+	const volatile sig_atomic_t *cancel; /* set: a pull stops (KCI_CANCELED) */
+};
+
 /*
  * The cached read-only root disk for image `ref` (pulled first if the store
- * lacks it, reporting progress(ctx, digest, done, total) when progress is not
- * NULL), and the image's config in *cfg (caller clears it). *cancel, when
- * set, stops a pull.
+ * lacks it) in *disk, and the image's config in *cfg (caller clears it).
  */
-int kci_image_disk(const char *home, const char *cache, const char *ref,
-		   void (*progress)(void *, const char *, uint64_t, uint64_t), void *ctx,
-		   const volatile sig_atomic_t *cancel, struct kci_image_config *cfg, char **disk,
-		   struct kci_err *err);
+int kci_image_disk(const char *ref, const struct kci_image_disk_opts *o,
+		   struct kci_image_config *cfg, char **disk, struct kci_err *err);
 
 /* ---- the workspace: what jobs see at /workspace ---- */
 

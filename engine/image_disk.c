@@ -98,11 +98,22 @@ build_disk(const char *disk, char **layers, struct kci_image_config *cfg, struct
 	return rc;
 }
 
+/* Tells the caller that `what` (ref) begins: "pulling REF (not in the store yet)". */
+static void
+phase(const struct kci_image_disk_opts *o, const char *what, const char *ref, const char *rest)
+{
+	char *line;
+
+	if (!o->phase)
+		return;
+	line = kci_xasprintf("%s %s%s", what, ref, rest);
+	o->phase(o->ctx, line);
+	free(line);
+}
+
 int
-kci_image_disk(const char *home, const char *cache, const char *ref,
-	       void (*progress)(void *, const char *, uint64_t, uint64_t), void *ctx,
-	       const volatile sig_atomic_t *cancel, struct kci_image_config *cfg, char **disk,
-	       struct kci_err *err)
+kci_image_disk(const char *ref, const struct kci_image_disk_opts *o, struct kci_image_config *cfg,
+	       char **disk, struct kci_err *err)
 {
 	struct kci_pull_opts po = KCI_PULL_OPTS_INIT;
 	struct kci_images *im = NULL;
@@ -110,23 +121,27 @@ kci_image_disk(const char *home, const char *cache, const char *ref,
 	char **layers = NULL;
 	int rc;
 
-	if ((rc = kci_images_open(&im, home, err)) < 0)
+	if ((rc = kci_images_open(&im, o->home, err)) < 0)
 		return rc;
 	rc = kci_image_resolve(im, ref, cfg, config_digest, &layers, err);
 	if (rc == KCI_NOTFOUND) {
 		/* Like docker run: an image that is not here yet is pulled first. */
-		po.progress = progress;
-		po.ctx = ctx;
-		po.cancel = cancel;
+		phase(o, "pulling", ref, " (not in the store yet)");
+		po.progress = o->progress;
+		po.ctx = o->ctx;
+		po.cancel = o->cancel;
 		if ((rc = kci_image_pull(im, ref, &po, manifest, err)) == 0)
 			rc = kci_image_resolve(im, ref, cfg, config_digest, &layers, err);
 	}
 	if (rc < 0)
 		goto out;
-	if ((rc = kci_mkdir_p(cache, 0700, err)) < 0)
+	if ((rc = kci_mkdir_p(o->cache, 0700, err)) < 0)
 		goto out;
-	*disk = kci_xasprintf("%s/image-%s.ext4", cache, config_digest + 7);
-	if (access(*disk, R_OK) != 0 && (rc = build_disk(*disk, layers, cfg, err)) < 0) {
+	*disk = kci_xasprintf("%s/image-%s.ext4", o->cache, config_digest + 7);
+	if (access(*disk, R_OK) == 0)
+		goto out;
+	phase(o, "unpacking", ref, " into its root disk");
+	if ((rc = build_disk(*disk, layers, cfg, err)) < 0) {
 		kci_err_prefix(err, "image %s", ref);
 		free(*disk);
 		*disk = NULL;

@@ -70,7 +70,4 @@ void logbuf_feed(struct logbuf *b, const struct masker *m, const char *data, siz
 void logbuf_flush(struct logbuf *b, const struct masker *m, line_fn emit, void *ctx);
 void logbuf_free(struct logbuf *b);
 
-/* "test (GO=1.21, OS=a)" -> "test_GO-1.21_OS-a": a file name for artifacts/ and logs/. */
-char *job_file_name(const char *job_name);
-
 #endif

@@ -167,9 +167,12 @@ job_env(struct job_ctx *c, const struct kci_image_config *cfg, struct kci_err *e
 	return env;
 }
 
-/* Maps a failed kci_vm_exec to the job's state and a one-line reason. */
+/*
+ * Maps a failed kci_vm_exec to the job's state and a one-line reason;
+ * `during` says what the job was doing ("step 'make'").
+ */
 static enum kci_job_state
-exec_failure(struct job_ctx *c, int rc, const struct kci_err *err, char **why)
+exec_failure(struct job_ctx *c, int rc, const struct kci_err *err, const char *during, char **why)
 {
 	char d[32];
 
@@ -179,7 +182,7 @@ exec_failure(struct job_ctx *c, int rc, const struct kci_err *err, char **why)
 		return KCI_JOB_TIMEOUT;
 	}
 	if (rc == KCI_CANCELED) {
-		*why = kci_xstrdup("canceled");
+		*why = kci_xasprintf("stopped during %s", during);
 		return KCI_JOB_CANCELED;
 	}
 	*why = kci_xstrdup(err->msg);
@@ -238,7 +241,9 @@ run_steps(struct job_ctx *c, struct kci_vm *vm, const struct kci_image_config *c
 		flush_output(c);
 		if (rc < 0) {
 			/* The reason is logged, masked, when the job ends. */
-			st = exec_failure(c, rc, &err, why);
+			char *during = kci_xasprintf("step '%s'", s->name);
+			st = exec_failure(c, rc, &err, during, why);
+			free(during);
 			break;
 		}
 		code = res.signal ? 128 + res.signal : res.code;
@@ -333,7 +338,7 @@ give_workspace(struct job_ctx *c, struct kci_vm *vm, const char *user, char **wh
 	c->helper_err_len = 0;
 	c->helper_err[0] = '\0';
 	if ((rc = kci_vm_exec(vm, &req, &io, &res, &signo, &err)) < 0)
-		return exec_failure(c, rc, &err, why);
+		return exec_failure(c, rc, &err, "the hand-over of /workspace", why);
 	if (res.code == 0 && res.signal == 0)
 		return KCI_JOB_PASSED;
 	if (res.code == 127 && res.signal == 0) {
@@ -377,7 +382,7 @@ static int
 collect_artifacts(struct job_ctx *c, struct kci_vm *vm, char **why, enum kci_job_state *interrupted)
 {
 	const struct kci_engine_opts *o = c->e->o;
-	const char *name = c->e->file_names[c->idx];
+	const char *name = c->j->file_name;
 	struct art_limits lim = { .max_bytes = ART_MAX_BYTES, .max_files = ART_MAX_FILES };
 	struct kci_err err = KCI_ERR_INIT;
 	struct kci_run_req req = { 0 };
@@ -415,7 +420,7 @@ collect_artifacts(struct job_ctx *c, struct kci_vm *vm, char **why, enum kci_job
 	io.output = on_tar;
 	io.ctx = c;
 	if ((rc = kci_vm_exec(vm, &req, &io, &res, &signo, &err)) < 0) {
-		*interrupted = exec_failure(c, rc, &err, why);
+		*interrupted = exec_failure(c, rc, &err, "artifact collection", why);
 		goto out;
 	}
 	code = res.signal ? 128 + res.signal : res.code;
@@ -481,7 +486,7 @@ out:
 static void
 open_log(struct job_ctx *c)
 {
-	char *name = kci_xasprintf("%s.log", c->e->file_names[c->idx]);
+	char *name = kci_xasprintf("%s.log", c->j->file_name);
 	int fd = openat(c->e->logs_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
 			0644);
 
@@ -494,6 +499,20 @@ open_log(struct job_ctx *c)
 	free(name);
 }
 
+/* A pull on the job's behalf: each blob as it completes. */
+static void
+on_blob(void *ctx, const char *digest, uint64_t done, uint64_t total)
+{
+	if (done >= total)
+		note(ctx, "pulled %.19s (%.1f MiB)", digest, (double)total / (1 << 20));
+}
+
+static void
+on_phase(void *ctx, const char *what)
+{
+	note(ctx, "%s", what);
+}
+
 static int
 boot(struct job_ctx *c, struct kci_image_config *cfg, struct kci_vm **vm, char **why)
 {
@@ -504,10 +523,15 @@ boot(struct job_ctx *c, struct kci_image_config *cfg, struct kci_vm **vm, char *
 	int rc;
 
 	if (c->j->image) {
+		struct kci_image_disk_opts io = { .home = e->o->home,
+						  .cache = e->cache,
+						  .progress = on_blob,
+						  .phase = on_phase,
+						  .ctx = c,
+						  .cancel = &e->canceled };
 		note(c, "image %s", c->j->image);
 		pthread_mutex_lock(&e->image_lock);
-		rc = kci_image_disk(e->o->home, e->cache, c->j->image, NULL, NULL, &e->canceled,
-				    cfg, &disk, &err);
+		rc = kci_image_disk(c->j->image, &io, cfg, &disk, &err);
 		pthread_mutex_unlock(&e->image_lock);
 		if (rc < 0) {
 			*why = kci_xstrdup(err.msg);
@@ -555,7 +579,7 @@ job_run(struct job_run *jr)
 	enum kci_job_state st = KCI_JOB_ERROR, interrupted = KCI_JOB_PENDING;
 	struct kci_vm *vm = NULL;
 	int64_t t0 = engine_now_ms(e);
-	char *why = NULL, *art_why = NULL, d[32];
+	char *why = NULL, *art_why = NULL, *log_path = NULL, d[32];
 
 	open_log(&c);
 	engine_emit(e, &ev);
@@ -585,11 +609,13 @@ job_run(struct job_run *jr)
 out:
 	kci_vm_free(vm);
 	kci_image_config_clear(&cfg);
+	log_path = c.log ? kci_xasprintf("%s/logs/%s.log", e->o->out_dir, c.j->file_name) : NULL;
 	ev = (struct kci_event){ .kind = KCI_EV_JOB_END,
 				 .job = jr->idx,
 				 .state = st,
 				 .duration_ms = engine_now_ms(e) - t0,
-				 .text = why };
+				 .text = why,
+				 .log_path = log_path };
 	if (why) {
 		size_t len;
 		char *masked = mask_str(&e->mask, why, strlen(why), &len);
@@ -607,5 +633,6 @@ out:
 		logbuf_free(&c.out[i]);
 	free(why);
 	free(art_why);
+	free(log_path);
 	return st;
 }

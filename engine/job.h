@@ -22,7 +22,6 @@ struct engine {
 	volatile sig_atomic_t canceled;
 	int64_t t0;
 	struct masker mask;
-	char **file_names; /* per job: its name under artifacts/ and logs/ */
 	/*
 	 * out_dir/artifacts and out_dir/logs, opened without following a symlink:
 	 * .kci/ lies in the repository, whose author may have planted links there.

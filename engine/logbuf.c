@@ -199,29 +199,3 @@ logbuf_free(struct logbuf *b)
 	free(b->buf);
 	memset(b, 0, sizeof(*b));
 }
-
-char *
-job_file_name(const char *job_name)
-{
-	size_t n = strlen(job_name), o = 0;
-	char *out = kci_xmalloc(n + 1);
-
-	for (size_t i = 0; i < n; i++) {
-		char c = job_name[i];
-
-		if (c == '=')
-			c = '-';
-		else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-			   (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_'))
-			c = '_';
-		if (c == '_' && o && out[o - 1] == '_')
-			continue;
-		out[o++] = c;
-	}
-	while (o && out[o - 1] == '_')
-		o--;
-	if (o == 0)
-		out[o++] = '_';
-	out[o] = '\0';
-	return out;
-}

@@ -27,6 +27,7 @@ struct kci_step {
 struct kci_job {
 	char *name;	     /* expanded name for matrix jobs: "test (GO=1.21, OS=a)" */
 	char *base;	     /* the name in the file ("test") */
+	char *file_name;     /* for its log and artifacts: "test_GO-1.21_OS-a", unique */
 	char *image;	     /* job's image, else the top-level one, else NULL (busybox base) */
 	char **env;	     /* NULL-terminated "K=V": top-level env, job env, matrix values */
 	char **secrets;	     /* NULL-terminated names: top-level + job */
@@ -68,8 +69,8 @@ int kci_plan_order(const struct kci_plan *p, size_t **order, struct kci_err *err
 
 /*
  * Sets *selected to a new array of p->n_jobs flags: the jobs named in the NULL-terminated
- * names (base or expanded names) and, transitively, everything they need. KCI_NOTFOUND for
- * a name that is no job, with a "did you mean" hint.
+ * names (base, expanded or file names) and, transitively, everything they need. KCI_NOTFOUND
+ * for a name that is no job, with a "did you mean" hint.
  */
 int kci_plan_select(const struct kci_plan *p, char *const *names, int **selected,
 		    struct kci_err *err);

@@ -621,6 +621,55 @@ plan_build(struct ctx *c, const struct node *root)
 	return 0;
 }
 
+/* "test (GO=1.21, OS=a)" -> "test_GO-1.21_OS-a": one safe path component. */
+static char *
+file_name(const char *job_name)
+{
+	size_t n = strlen(job_name), o = 0;
+	char *out = kci_xmalloc(n + 1);
+
+	for (size_t i = 0; i < n; i++) {
+		char ch = job_name[i];
+
+		if (ch == '=')
+			ch = '-';
+		else if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			   (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == '_'))
+			ch = '_';
+		if (ch == '_' && o && out[o - 1] == '_')
+			continue;
+		out[o++] = ch;
+	}
+	while (o && out[o - 1] == '_')
+		o--;
+	if (o == 0)
+		out[o++] = '_';
+	out[o] = '\0';
+	return out;
+}
+
+/* File names for every job, unique even when two names sanitise alike ("-2", "-3"...). */
+static void
+name_files(struct kci_plan *p)
+{
+	for (size_t i = 0; i < p->n_jobs; i++) {
+		char *base = file_name(p->jobs[i].name), *name = kci_xstrdup(base);
+
+		for (unsigned k = 2;; k++) {
+			size_t j;
+
+			for (j = 0; j < i && strcmp(p->jobs[j].file_name, name) != 0; j++)
+				;
+			if (j == i)
+				break;
+			free(name);
+			name = kci_xasprintf("%s-%u", base, k);
+		}
+		free(base);
+		p->jobs[i].file_name = name;
+	}
+}
+
 /* Cycles are reported at the first job on them, with the path, before anything runs. */
 static int
 check_cycles(const struct ctx *c)
@@ -655,8 +704,8 @@ kci_plan_parse(const char *text, size_t len, const char *filename, struct kci_pl
 		rc = kci_err_set(err, KCI_INVALID, "%s: larger than %d KiB", filename,
 				 KCI_PLAN_FILE_MAX / 1024);
 	else if ((rc = tree_parse(text, len, filename, &root, err)) == 0 &&
-		 (rc = plan_build(c, root)) == 0)
-		rc = check_cycles(c);
+		 (rc = plan_build(c, root)) == 0 && (rc = check_cycles(c)) == 0)
+		name_files(c->plan);
 	tree_free(root);
 	if (rc < 0)
 		kci_plan_free(c->plan);

@@ -23,6 +23,7 @@ kci_plan_free(struct kci_plan *p)
 		struct kci_job *j = &p->jobs[i];
 		free(j->name);
 		free(j->base);
+		free(j->file_name);
 		free(j->image);
 		kci_strv_free(j->env);
 		kci_strv_free(j->secrets);
@@ -196,7 +197,8 @@ select_name(const struct kci_plan *p, const char *name, int *sel, struct kci_err
 	int found = 0;
 
 	for (i = 0; i < p->n_jobs; i++) {
-		if (!strcmp(p->jobs[i].name, name) || !strcmp(p->jobs[i].base, name))
+		if (!strcmp(p->jobs[i].name, name) || !strcmp(p->jobs[i].base, name) ||
+		    !strcmp(p->jobs[i].file_name, name))
 			sel[i] = found = 1;
 		names[i] = p->jobs[i].base;
 	}

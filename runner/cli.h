@@ -21,8 +21,18 @@ int kci_cmd_rmi(int argc, char **argv);
 int kci_cmd_prune(int argc, char **argv);
 int kci_cmd_load(int argc, char **argv);
 
-/* Pull progress on stderr's terminal, for kci_image_disk(). */
-void kci_print_progress(void *ctx, const char *digest, uint64_t done, uint64_t total);
+/* Progress of pulls and disk builds on stderr, when it is a terminal (progress.c). */
+struct kci_progress {
+	int tty; /* 0: print nothing */
+	int64_t last_ms;
+	unsigned long redraws;
+};
+/* kci_image_disk_opts.progress and kci_pull_opts.progress; ctx is a struct kci_progress. */
+void kci_progress_blob(void *ctx, const char *digest, uint64_t done, uint64_t total);
+/* kci_image_disk_opts.phase: "pulling REF..." on its own line. */
+void kci_progress_phase(void *ctx, const char *what);
+/* 1234567 -> "1.2MB". */
+void kci_human_size(uint64_t n, char *buf, size_t size);
 
 /* Levenshtein distance, for "did you mean". */
 size_t kci_distance(const char *a, const char *b);

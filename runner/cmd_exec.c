@@ -324,6 +324,7 @@ struct prepared {
 	struct kci_guest *guest;
 	enum kci_accel accel;
 	struct kci_image_config image; /* with --image */
+	struct kci_progress progress;
 };
 
 /* Watches the signalfd on a thread while prepare() runs; signo is the cancel flag. */
@@ -421,11 +422,16 @@ prepare(const struct exec_opts *o, struct prepared *p, const volatile sig_atomic
 	    (rc = kci_agent_find(&p->agent, err)) < 0 ||
 	    (rc = kci_initramfs_get(p->guest, p->agent, p->cache, &p->initrd, err)) < 0)
 		return rc;
-	if (o->image)
-		rc = kci_image_disk(p->home, p->cache, o->image,
-				    !o->quiet && isatty(STDERR_FILENO) ? kci_print_progress : NULL,
-				    NULL, cancel, &p->image, &p->rootfs, err);
-	else if (o->rootfs)
+	if (o->image) {
+		struct kci_image_disk_opts io = { .home = p->home,
+						  .cache = p->cache,
+						  .progress = kci_progress_blob,
+						  .phase = kci_progress_phase,
+						  .ctx = &p->progress,
+						  .cancel = cancel };
+		p->progress.tty = !o->quiet && isatty(STDERR_FILENO);
+		rc = kci_image_disk(o->image, &io, &p->image, &p->rootfs, err);
+	} else if (o->rootfs)
 		rc = kci_rootfs_from_dir(o->rootfs, p->cache, &p->rootfs, err);
 	else
 		rc = kci_rootfs_base(p->guest, p->cache, &p->rootfs, err);

@@ -31,20 +31,6 @@ open_images(void)
 }
 
 static void
-human_size(uint64_t n, char *buf, size_t size)
-{
-	const char *units[] = { "B", "kB", "MB", "GB", "TB" };
-	double v = (double)n;
-	int u = 0;
-
-	while (v >= 1000 && u < 4) {
-		v /= 1000;
-		u++;
-	}
-	snprintf(buf, size, u ? "%.1f%s" : "%.0f%s", v, units[u]);
-}
-
-static void
 human_age(time_t t, char *buf, size_t size)
 {
 	long d = (long)(time(NULL) - t);
@@ -59,28 +45,6 @@ human_age(time_t t, char *buf, size_t size)
 		snprintf(buf, size, "%ld hours ago", d / 3600);
 	else
 		snprintf(buf, size, "%ld days ago", d / 86400);
-}
-
-/* Progress on a terminal: one line per blob, rewritten in place. */
-struct progress {
-	int tty;
-	char last[80];
-};
-
-static void
-on_progress(void *ctx, const char *digest, uint64_t done, uint64_t total)
-{
-	struct progress *p = ctx;
-	char a[32], b[32];
-
-	if (!p->tty)
-		return;
-	human_size(done, a, sizeof(a));
-	human_size(total, b, sizeof(b));
-	fprintf(stderr, "\r\033[K%.19s  %s / %s", digest, a, b);
-	if (done >= total)
-		fputc('\n', stderr);
-	snprintf(p->last, sizeof(p->last), "%s", digest);
 }
 
 static int
@@ -106,16 +70,19 @@ wants_help(int argc, char **argv, const char *usage, const char *text)
 
 /* Unpacks the image into its root disk now, so the first `kci exec --image` boots at once. */
 static int
-prepare_disk(const char *ref, struct kci_err *err)
+prepare_disk(const char *ref, struct kci_progress *prog, struct kci_err *err)
 {
 	struct kci_image_config cfg = { 0 };
+	struct kci_image_disk_opts o = { .phase = kci_progress_phase, .ctx = prog };
 	char *home = NULL, *cache = NULL, *disk = NULL;
 	int rc;
 
 	if ((rc = kci_home(&home, err)) < 0)
 		return rc;
 	cache = kci_xasprintf("%s/cache", home);
-	rc = kci_image_disk(home, cache, ref, NULL, NULL, NULL, &cfg, &disk, err);
+	o.home = home;
+	o.cache = cache;
+	rc = kci_image_disk(ref, &o, &cfg, &disk, err);
 	kci_image_config_clear(&cfg);
 	free(disk);
 	free(cache);
@@ -136,7 +103,7 @@ kci_cmd_pull(int argc, char **argv)
 {
 	static const char usage[] = "kci pull [-q] REF";
 	struct kci_pull_opts o = KCI_PULL_OPTS_INIT;
-	struct progress prog = { .tty = isatty(STDERR_FILENO) };
+	struct kci_progress prog = { .tty = isatty(STDERR_FILENO) };
 	struct kci_err err = KCI_ERR_INIT;
 	struct kci_images *im;
 	char digest[72];
@@ -163,7 +130,7 @@ kci_cmd_pull(int argc, char **argv)
 	if (!(im = open_images()))
 		return KCI_EXIT_RUNNER;
 	prog.tty = prog.tty && !quiet;
-	o.progress = on_progress;
+	o.progress = kci_progress_blob;
 	o.ctx = &prog;
 	/* Ctrl-C stops transfers cleanly: temp blobs are removed and nothing half-made is named. */
 	struct sigaction sa = { .sa_handler = on_interrupt };
@@ -174,7 +141,7 @@ kci_cmd_pull(int argc, char **argv)
 	rc = kci_image_pull(im, argv[1], &o, digest, &err);
 	kci_images_free(im);
 	if (rc == 0 && !interrupted)
-		rc = prepare_disk(argv[1], &err);
+		rc = prepare_disk(argv[1], &prog, &err);
 	if (rc == 0 && interrupted)
 		rc = KCI_CANCELED;
 	if (rc < 0 && interrupted) {
@@ -242,7 +209,7 @@ kci_cmd_images(int argc, char **argv)
 	printf("%-48s %-19s %-10s %s\n", "REF", "DIGEST", "SIZE", "AGE");
 	for (size_t i = 0; i < n; i++) {
 		char size[32], age[32];
-		human_size(infos[i].size, size, sizeof(size));
+		kci_human_size(infos[i].size, size, sizeof(size));
 		human_age(infos[i].created, age, sizeof(age));
 		printf("%-48s %.19s %-10s %s\n", infos[i].ref, infos[i].digest, size, age);
 	}
@@ -390,7 +357,7 @@ kci_cmd_prune(int argc, char **argv)
 		return KCI_EXIT_RUNNER;
 	}
 	freed += prune_disks(home, keep);
-	human_size(freed, size, sizeof(size));
+	kci_human_size(freed, size, sizeof(size));
 	printf("freed %s\n", size);
 	for (size_t i = 0; keep && keep[i]; i++)
 		free(keep[i]);

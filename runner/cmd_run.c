@@ -103,12 +103,29 @@ struct run_opts {
 
 /* ---- rendering ---- */
 
+/* A path as the user would name it: relative to the current directory when below it. */
+static char *
+shown_path(const char *path)
+{
+	char *cwd = getcwd(NULL, 0);
+	size_t n = cwd ? strlen(cwd) : 0;
+	char *out;
+
+	if (cwd && n > 1 && strncmp(path, cwd, n) == 0 && path[n] == '/')
+		out = kci_xstrdup(path + n + 1);
+	else
+		out = kci_xstrdup(path);
+	free(cwd);
+	return out;
+}
+
 static const char *const colors[] = { "36", "33", "35", "32", "34", "91", "96", "93" };
 
 struct job_view {
 	enum kci_job_state state;
 	int64_t duration_ms;
 	char *why;
+	char *log;  /* its log file as the user would name it, or NULL */
 	char *name; /* the job's name made safe to print, once (it prefixes every line) */
 };
 
@@ -287,6 +304,8 @@ render_json(const struct kci_event *ev)
 				       json_object_new_string(kci_job_state_name(ev->state)));
 		json_object_object_add(o, "duration_ms", json_object_new_int64(ev->duration_ms));
 	}
+	if (ev->log_path)
+		json_object_object_add(o, "log", json_object_new_string(ev->log_path));
 	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
 						       JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
@@ -304,6 +323,8 @@ on_event(void *ctx, const struct kci_event *ev)
 		v->duration_ms = ev->duration_ms;
 		free(v->why);
 		v->why = ev->text ? kci_xstrndup(ev->text, ev->len) : NULL;
+		free(v->log);
+		v->log = ev->log_path ? shown_path(ev->log_path) : NULL;
 	}
 	if (r->json)
 		render_json(ev);
@@ -350,6 +371,8 @@ summary(struct render *r, int interrupted)
 			if (v->why)
 				json_object_object_add(o, "message",
 						       json_object_new_string(v->why));
+			if (v->log)
+				json_object_object_add(o, "log", json_object_new_string(v->log));
 			json_object_array_add(arr, o);
 			continue;
 		}
@@ -365,6 +388,11 @@ summary(struct render *r, int interrupted)
 		if (v->why) {
 			printf("  ");
 			put_sanitized(stdout, v->why, strlen(v->why));
+		}
+		/* Where to read more, for every job that did not pass and has a log. */
+		if (v->log && v->state != KCI_JOB_PASSED) {
+			printf("%s", v->why ? "; log: " : "  log: ");
+			put_sanitized(stdout, v->log, strlen(v->log));
 		}
 		putchar('\n');
 	}
@@ -856,24 +884,6 @@ find_project(struct run_state *s, struct kci_err *err)
 	return 0;
 }
 
-/* The pipeline file's name in messages: relative to the current directory when below it. */
-static char *
-display_path(const char *project)
-{
-	char *cwd = getcwd(NULL, 0);
-	size_t n = cwd ? strlen(cwd) : 0;
-	char *out;
-
-	if (cwd && strcmp(project, cwd) == 0)
-		out = kci_xstrdup(PIPELINE_FILE);
-	else if (cwd && strncmp(project, cwd, n) == 0 && project[n] == '/')
-		out = kci_xasprintf("%s/%s", project + n + 1, PIPELINE_FILE);
-	else
-		out = kci_xasprintf("%s/%s", project, PIPELINE_FILE);
-	free(cwd);
-	return out;
-}
-
 /* Stages the workspace in a private dir under $KCI_HOME/run. */
 static int
 stage(struct run_state *s, struct kci_err *err)
@@ -921,8 +931,11 @@ load_plan(struct run_state *s, struct kci_err *err)
 	if (s->o.commit)
 		s->pipeline_path = kci_xasprintf("%s:%s%s%s", s->o.commit, s->sub,
 						 s->sub[0] ? "/" : "", PIPELINE_FILE);
-	else
-		s->pipeline_path = display_path(s->project);
+	else {
+		char *file = kci_xasprintf("%s/%s", s->project, PIPELINE_FILE);
+		s->pipeline_path = shown_path(file);
+		free(file);
+	}
 	rc = kci_read_file(path, KCI_PLAN_FILE_MAX, &text, &len, err);
 	if (rc == KCI_NOTFOUND)
 		rc = kci_err_set(err, KCI_NOTFOUND,
@@ -1038,6 +1051,7 @@ out:
 	stopper_end(&sw);
 	for (size_t i = 0; r.jobs && i < s.plan->n_jobs; i++) {
 		free(r.jobs[i].why);
+		free(r.jobs[i].log);
 		free(r.jobs[i].name);
 	}
 	free(r.jobs);

@@ -69,16 +69,6 @@ kci_distance(const char *a, const char *b)
 }
 
 void
-kci_print_progress(void *ctx, const char *digest, uint64_t done, uint64_t total)
-{
-	(void)ctx;
-	fprintf(stderr, "\r\033[Kpulling %.19s  %3d%%", digest,
-		total ? (int)(done * 100 / total) : 100);
-	if (done >= total)
-		fputc('\n', stderr);
-}
-
-void
 kci_print_error(const char *msg)
 {
 	fputs("kci: ", stderr);

@@ -47,5 +47,12 @@ expect_match "the workspace is there and writable" '^first +\| written by first$
 expect_match "the image's User runs the steps" '^as-builder +\| uid 1000 home /tmp$' "$out"
 expect_match "the workspace is writable by the image's User" '^as-builder +\| mine$' "$out"
 expect_match "a missing image errors with its name" "^base +error .*test/none:9" "$out"
+expect_match "a pull on first use is shown" \
+	'^(first|second) +\| kci: pulling 127\.0\.0\.1:[0-9]+/test/tool:1 \(not in the store yet\)$' "$out"
+expect_match "with each blob it pulled" '^(first|second) +\| kci: pulled sha256:[0-9a-f]{12} \(' "$out"
+expect_match "and the root disk being built" \
+	'^(first|second) +\| kci: unpacking 127\.0\.0\.1:[0-9]+/test/tool:1 into its root disk$' "$out"
+expect_match "the summary names a failed job's log" \
+	'^base +error .*; log: .*\.kci/logs/base\.log$' "$out"
 expect_match "its dependent is skipped" '^after-base +skipped +- +needs base' "$out"
 expect_eq "the repository is untouched by the job's writes" "" "$(ls "$repo"/out.txt 2>/dev/null)"

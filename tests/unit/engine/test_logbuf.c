@@ -181,24 +181,6 @@ test_secret_longer_than_a_line(void **state)
 	free(text);
 }
 
-static void
-test_job_file_name(void **state)
-{
-	static const char *const cases[][2] = {
-		{ "build", "build" },
-		{ "test (GO=1.21, OS=a)", "test_GO-1.21_OS-a" },
-		{ "x (P=a/b, Q=../..)", "x_P-a_b_Q-.._.." },
-		{ "a.b-c_d", "a.b-c_d" },
-	};
-	(void)state;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		char *s = job_file_name(cases[i][0]);
-		assert_string_equal(s, cases[i][1]);
-		assert_null(strchr(s, '/'));
-		free(s);
-	}
-}
-
 int
 main(void)
 {
@@ -209,7 +191,6 @@ main(void)
 		cmocka_unit_test(test_mask_multiline_secret),
 		cmocka_unit_test(test_long_line_keeps_secrets_whole),
 		cmocka_unit_test(test_secret_longer_than_a_line),
-		cmocka_unit_test(test_job_file_name),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -122,6 +122,35 @@ test_plan__select_adds_transitive_needs(void **state)
 	kci_plan_free(p);
 }
 
+/* Log and artifact names: one safe path component per job, unique, and selectable. */
+static void
+test_plan__file_names_are_safe_unique_and_selectable(void **state)
+{
+	struct kci_err err = KCI_ERR_INIT;
+	struct kci_plan *p = parse_ok("jobs:\n"
+				      "  build:\n"
+				      "    run: x\n"
+				      "    matrix: {CC: [gcc, \"a/b\", \"../..\"]}\n"
+				      "  build_CC-gcc: {run: x}\n"
+				      "  a.b-c_d: {run: x}\n");
+	static const char *const want[] = { "build_CC-gcc", "build_CC-a_b", "build_CC-.._..",
+					    "build_CC-gcc-2", "a.b-c_d" };
+	char *by_file[] = { "build_CC-a_b", NULL };
+	int *sel = NULL;
+
+	(void)state;
+	assert_int_equal(p->n_jobs, 5);
+	for (size_t i = 0; i < p->n_jobs; i++) {
+		assert_string_equal(p->jobs[i].file_name, want[i]);
+		assert_null(strchr(p->jobs[i].file_name, '/'));
+	}
+	assert_int_equal(kci_plan_select(p, by_file, &sel, &err), 0);
+	for (size_t i = 0; i < p->n_jobs; i++)
+		assert_int_equal(sel[i], i == 1);
+	free(sel);
+	kci_plan_free(p);
+}
+
 static void
 test_plan__select_unknown_suggests(void **state)
 {
@@ -185,6 +214,7 @@ main(void)
 		cmocka_unit_test(test_plan__order_reports_cycle_path),
 		cmocka_unit_test(test_plan__parse_rejects_longer_cycle),
 		cmocka_unit_test(test_plan__select_adds_transitive_needs),
+		cmocka_unit_test(test_plan__file_names_are_safe_unique_and_selectable),
 		cmocka_unit_test(test_plan__select_unknown_suggests),
 		cmocka_unit_test(test_plan__load_reads_file_and_bounds_size),
 	};
