@@ -24,11 +24,12 @@ start_run() {
 	o=$(mktemp)
 	"$KCI" run "$repo" --jobs 2 >"$o" 2>&1 &
 	pid=$!
+	# The guests' own output, not the step lines that name the command.
 	for _ in $(seq 1 120); do
-		grep -q ready-a "$o" && grep -q ready-b "$o" && break
+		grep -q '^a *| ready-a$' "$o" && grep -q '^b *| ready-b$' "$o" && break
 		sleep 0.5
 	done
-	expect_match "both jobs started" 'ready-b' "$(grep ready-b "$o")"
+	expect_match "both jobs started" '^b +\| ready-b$' "$(cat "$o")"
 }
 
 start_run
@@ -42,6 +43,7 @@ expect_eq "Ctrl-C exits 130" 130 "$status"
 text=$(cat "$o")
 expect_match "Ctrl-C is acknowledged" 'stopping: tearing down every VM' "$text"
 expect_match "running jobs are canceled" '^a +canceled' "$text"
+expect_match "and say where they stopped" "^a +\| job canceled: stopped during step 'echo ready-a; sleep 100'$" "$text"
 expect_match "pending jobs are canceled" '^later +canceled' "$text"
 if grep -q "must not run" <<<"$text"; then fail "a job started after Ctrl-C"; else ok "nothing started after Ctrl-C"; fi
 [ ! -d "$repo/.kci/artifacts/a" ] && ok "no artifacts from a canceled job" || fail "artifacts of a canceled job"
@@ -59,7 +61,10 @@ for mode in text json; do
 	"$KCI" run "$repo" --jobs 2 $flag 2>"$e" | {
 		a='' b=''
 		while IFS= read -r line; do
-			case "$line" in *ready-a*) a=1 ;; *ready-b*) b=1 ;; esac
+			case "$line" in
+			*'| ready-a' | *'"line":"ready-a"'*) a=1 ;;
+			*'| ready-b' | *'"line":"ready-b"'*) b=1 ;;
+			esac
 			[ -n "$a" ] && [ -n "$b" ] && break
 		done
 	}

@@ -43,7 +43,8 @@ expect_match "the failing step's status is shown" '^two +\| <== fails failed \(e
 if grep -q "this must not run" <<<"$out"; then fail "a step after a failing one ran"; else ok "steps after a failure do not run"; fi
 if grep -q "both ran" <<<"$out"; then fail "the dependent of a failed job ran"; else ok "dependent not run"; fi
 expect_match "summary: one passed" '^one +passed +[0-9.]+s' "$out"
-expect_match "summary: two failed, with why" "^two +failed +[0-9.]+s +step 'fails' exited with 3" "$out"
+expect_match "summary: two failed, with why and its log" \
+	"^two +failed +[0-9.]+s +step 'fails' exited with 3; log: .*/\.kci/logs/two\.log$" "$out"
 expect_match "summary: both skipped, with why" '^both +skipped +- +needs two, which did not pass' "$out"
 expect_match "summary: solo passed despite an allowed failure" '^solo +passed' "$out"
 expect_match "summary counts" '^2 passed, 1 failed, 1 skipped$' "$out"
@@ -79,6 +80,14 @@ if grep -q '^solo' <<<"$out"; then fail "--job both listed solo"; else ok "--job
 run_kci run "$repo" --job solo
 expect_eq "a passing selection exits 0" 0 "$status"
 expect_match "only solo ran" '^1 passed$' "$out"
+# A matrix job's combination by the name of its log file.
+cp "$repo/.kci.yml" "$KCI_HOME/pipeline.saved"
+printf '  build:\n    matrix: {CC: [gcc, clang]}\n    run: echo "$CC"\n' >>"$repo/.kci.yml"
+run_kci run "$repo" --job build_CC-gcc --list
+expect_eq "--job takes a log file name" 0 "$status"
+expect_match "and selects that combination" '^build \(CC=gcc\) ' "$out"
+if grep -q 'CC=clang' <<<"$out"; then fail "--job build_CC-gcc selected clang"; else ok "only that one"; fi
+cp "$KCI_HOME/pipeline.saved" "$repo/.kci.yml"
 run_kci run "$repo" --job sol
 expect_eq "unknown --job exits 125" 125 "$status"
 expect_match "unknown --job suggests" 'no job named "sol".*solo' "$err"
