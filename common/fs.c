@@ -1,6 +1,7 @@
 /* File-system helpers shared by the host modules. */
 #include "common/fs.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -194,6 +195,24 @@ kci_tmp_is_orphan(const char *name)
 	if (!t || sscanf(t, ".tmp-%d-", &pid) != 1 || pid <= 0)
 		return 0;
 	return kill(pid, 0) < 0 && errno == ESRCH;
+}
+
+void
+kci_sweep_orphans(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	while (d && (de = readdir(d))) {
+		if (!kci_tmp_is_orphan(de->d_name))
+			continue;
+		char *path = kci_xasprintf("%s/%s", dir, de->d_name);
+		if (unlink(path) < 0 && errno == EISDIR)
+			kci_rm_rf(path, NULL);
+		free(path);
+	}
+	if (d)
+		closedir(d);
 }
 
 char *

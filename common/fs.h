@@ -39,6 +39,13 @@ int kci_read_file(const char *path, size_t max, char **out, size_t *len, struct 
 int kci_tmp_is_orphan(const char *name);
 
 /*
+ * Removes what killed kci processes left in dir: every entry whose name
+ * carries a dead pid the way kci_tmpfile_near() writes it (".tmp-<pid>-"),
+ * files and directory trees alike (without following symlinks).
+ */
+void kci_sweep_orphans(const char *dir);
+
+/*
  * openat2(2): opens path relative to dirfd with RESOLVE_* flags `resolve`
  * (plus O_CLOEXEC), retrying the EAGAIN the kernel returns when a rename
  * elsewhere raced the walk. Returns an fd or -errno.

@@ -1,8 +1,10 @@
 /*
- * engine/: runs a pipeline plan. Each job gets a fresh micro-VM with the
- * repository at /workspace; jobs run as their needs allow, at most N at once.
- * Everything the engine has to say leaves as events: it prints nothing and
- * never exits, so kci run, kci serve and kci agent render the very same runs.
+ * engine/: everything between a command and its VMs. The guest kit (kernel,
+ * initramfs, root disks) that `kci exec` and every job boot from; a project
+ * (repository, pipeline, staged workspace) and the run of its jobs, each in a
+ * fresh micro-VM, as their needs allow. Everything the engine has to say
+ * leaves as events: it prints nothing and never exits, so kci run, kci serve
+ * and kci agent render the very same runs.
  */
 #ifndef KCI_ENGINE_ENGINE_H
 #define KCI_ENGINE_ENGINE_H
@@ -12,8 +14,117 @@
 #include <stdint.h>
 
 #include "common/err.h"
+#include "common/proto.h"
+#include "images/images.h"
 #include "jobs/jobs.h"
 #include "vm/vm.h"
+
+/* ---- the guest kit: what every VM of a command or a run boots from ---- */
+
+struct kci_kit;
+
+struct kci_kit_opts {
+	const char *home;     /* KCI_HOME; NULL = kci_home() */
+	const char *kernel;   /* --kernel override, or NULL */
+	enum kci_accel accel; /* AUTO, KVM or TCG */
+};
+
+/*
+ * Finds the guest kernel bundle and the agent, builds (or reuses) the
+ * initramfs, picks the accelerator, and removes runtime dirs of dead kci
+ * processes. KCI_NOTFOUND without a kernel bundle or agent; KCI_INVALID for
+ * a forced accelerator the host lacks.
+ */
+int kci_engine_kit_new(struct kci_kit **out, const struct kci_kit_opts *o, struct kci_err *err);
+void kci_engine_kit_free(struct kci_kit *k);
+const char *kci_engine_kit_home(const struct kci_kit *k);
+/* The accelerator chosen; *why (borrowed) says why in one line, for the user. */
+enum kci_accel kci_engine_kit_accel(const struct kci_kit *k, const char **why);
+
+/* A read-only root disk and, for an image, its config. Clear with kci_engine_root_clear(). */
+struct kci_root {
+	char *disk;
+	struct kci_image_config image; /* zeroed for a directory or the base system */
+};
+void kci_engine_root_clear(struct kci_root *r);
+
+/* What a caller hears while a root disk is made; every member may be NULL. */
+struct kci_root_progress {
+	/* Bytes of each blob while pulling (from the pull's threads, one at a time). */
+	void (*progress)(void *ctx, const char *digest, uint64_t done, uint64_t total);
+	/* A slow phase begins: "pulling REF (not in the store yet)", "unpacking REF ...". */
+	void (*phase)(void *ctx, const char *what);
+	void *ctx;
+	const volatile sig_atomic_t *cancel; /* set: a pull stops with KCI_CANCELED */
+};
+
+/*
+ * Root disks, cached and shared by every VM that boots them: an image
+ * (pulled first when the store lacks it, like docker run), a directory tree,
+ * or the built-in busybox system. One is made at a time per kit. Safe to
+ * call from several threads.
+ */
+int kci_engine_root_image(struct kci_kit *k, const char *ref, const struct kci_root_progress *p,
+			  struct kci_root *out, struct kci_err *err);
+int kci_engine_root_dir(struct kci_kit *k, const char *dir, struct kci_root *out,
+			struct kci_err *err);
+int kci_engine_root_base(struct kci_kit *k, struct kci_root *out, struct kci_err *err);
+
+/*
+ * A writable ext4 disk of the tree at dir with at least free_mib MiB free
+ * (sparse): the template each VM copies for its /workspace. *out is a temp
+ * file under the cache that the caller unlinks and frees; one left by a
+ * killed kci is swept as an orphan.
+ */
+int kci_engine_workspace_disk(const struct kci_kit *k, const char *dir, uint64_t free_mib,
+			      char **out, struct kci_err *err);
+
+/* Fills the kit's part of a VM's options: kernel, initrd, root disk, dirs, accelerator. */
+void kci_engine_vm_opts(const struct kci_kit *k, const struct kci_root *root,
+			struct kci_vm_opts *vo);
+
+/* ---- what a process in a VM is asked to run ---- */
+
+struct kci_req_opts {
+	char *const *argv; /* the command; NULL or empty = the image's Cmd */
+	int entrypoint;	   /* put the image's Entrypoint first (kci exec); 0 for job steps */
+	char *const *env;  /* "K=V", applied after kci's defaults and the image's Env */
+	const char *cwd;   /* NULL = the image's WorkingDir, else "/" */
+	const char *user;  /* NULL = the image's User (root when it has none) */
+	int tty;	   /* a pseudo-terminal of rows x cols */
+	unsigned rows, cols;
+};
+
+/*
+ * The RUN request for a process, merged as docker run merges an image's
+ * config with its command line: argv is Entrypoint + (argv or Cmd); the
+ * environment is PATH (one default for every process kci starts), HOME=/root
+ * for root, the image's Env, then o->env, later entries winning. *req owns
+ * copies of everything (kci_run_req_clear). KCI_INVALID when there is no
+ * command at all.
+ */
+int kci_engine_request(const struct kci_image_config *img, const struct kci_req_opts *o,
+		       struct kci_run_req *req, struct kci_err *err);
+
+/* ---- images as root disks, without a kit (kci pull builds the disk right away) ---- */
+
+struct kci_image_disk_opts {
+	const char *home;  /* KCI_HOME: the store */
+	const char *cache; /* where root disks are cached */
+	void (*progress)(void *ctx, const char *digest, uint64_t done, uint64_t total);
+	void (*phase)(void *ctx, const char *what);
+	void *ctx;
+	const volatile sig_atomic_t *cancel;
+};
+
+/*
+ * The cached read-only root disk for image `ref` (pulled first if the store
+ * lacks it) in *disk, and the image's config in *cfg (caller clears it).
+ */
+int kci_engine_image_disk(const char *ref, const struct kci_image_disk_opts *o,
+			  struct kci_image_config *cfg, char **disk, struct kci_err *err);
+
+/* ---- runs: job states and the event stream ---- */
 
 enum kci_job_state {
 	KCI_JOB_PENDING = 0,
@@ -35,7 +146,8 @@ enum kci_event_kind {
 	KCI_EV_STEP_START, /* job, step, step_name */
 	KCI_EV_LOG,	   /* job, step, stream (1 stdout, 2 stderr), text: one line, masked */
 	KCI_EV_STEP_END,   /* job, step, state (passed/failed), exit_code, duration_ms */
-	KCI_EV_JOB_END,	   /* job, state, duration_ms, text: why it did not pass, or NULL */
+	KCI_EV_JOB_END,	   /* job, state, duration_ms, text: why it did not pass, log_path */
+	KCI_EV_RUN_END,	   /* no job: every selected job has ended; the last event of a run */
 };
 
 struct kci_event {
@@ -58,17 +170,14 @@ struct kci_event {
 typedef void (*kci_event_fn)(void *ctx, const struct kci_event *ev);
 
 struct kci_engine_opts {
-	const char *home;	 /* KCI_HOME: store, cache, runtime dir */
-	const char *workspace;	 /* staged tree (kci_workspace_stage) the jobs see at /workspace */
-	const char *out_dir;	 /* artifacts/<job>/ and logs/<job>.log are written here */
-	const char *scratch_dir; /* private dir for the run's temporary files; caller removes it */
+	struct kci_kit *kit;   /* the guest kit every job boots from */
+	const char *workspace; /* staged tree the jobs see at /workspace, or NULL */
+	const char *out_dir;   /* artifacts/<job>/ and logs/<job>.log are written here */
 	/* Steps' working dir and artifacts' base in the guest; NULL = /workspace. */
 	const char *workdir;
 	unsigned max_jobs; /* VMs at once; 0 = kci_engine_default_jobs() */
-	/* NULL-terminated "NAME=VALUE" for every secret the plan names (see kci_secrets_*). */
+	/* NULL-terminated "NAME=VALUE" for every secret the plan names (kci_engine_secrets_for). */
 	char *const *secrets;
-	const char *kernel; /* --kernel override, or NULL */
-	enum kci_accel accel;
 	int console_fd; /* >= 0: every guest console is copied here (--debug) */
 	int cancel_fd;	/* readable = stop: running VMs are torn down, nothing new starts */
 	kci_event_fn event;
@@ -82,34 +191,43 @@ unsigned kci_engine_default_jobs(void);
  * Runs the jobs flagged in selected[] (NULL = all) in dependency order.
  * states[] (p->n_jobs entries) receives each job's final state; jobs not
  * selected stay PENDING. Returns 0 when the run happened, whatever its jobs
- * did; < 0 only when it could not start (no guest kernel, bad workspace, ...).
+ * did; < 0 only when it could not start (bad workspace, output dir, ...).
  */
 int kci_engine_run(const struct kci_plan *p, const int *selected, const struct kci_engine_opts *o,
 		   enum kci_job_state *states, struct kci_err *err);
 
-/* ---- images as root disks (the one place images/ and vm/ meet) ---- */
+/* ---- secrets: values the operator grants the jobs ---- */
 
-struct kci_image_config;
+struct kci_secrets;
 
-struct kci_image_disk_opts {
-	const char *home;  /* KCI_HOME: the store */
-	const char *cache; /* where root disks are cached */
-	/* Bytes of each blob while pulling (from the pull's threads, one at a time); or NULL. */
-	void (*progress)(void *ctx, const char *digest, uint64_t done, uint64_t total);
-	/* A slow phase begins: "pulling REF", "unpacking REF into its root disk"; or NULL. */
-	void (*phase)(void *ctx, const char *what);
-	void *ctx;
-	const volatile sig_atomic_t *cancel; /* set: a pull stops (KCI_CANCELED) */
-};
-
+struct kci_secrets *kci_engine_secrets_new(void);
+void kci_engine_secrets_free(struct kci_secrets *s);
 /*
- * The cached read-only root disk for image `ref` (pulled first if the store
- * lacks it) in *disk, and the image's config in *cfg (caller clears it).
+ * Adds the NAME=VALUE lines of a file ("#" comments and blank lines
+ * skipped). KCI_INVALID names the line that is not NAME=VALUE.
  */
-int kci_image_disk(const char *ref, const struct kci_image_disk_opts *o,
-		   struct kci_image_config *cfg, char **disk, struct kci_err *err);
+int kci_engine_secrets_add_file(struct kci_secrets *s, const char *path, struct kci_err *err);
+/* Adds NAME with the value it has in this process's environment; KCI_NOTFOUND when unset. */
+int kci_engine_secrets_add_env(struct kci_secrets *s, const char *name, struct kci_err *err);
+/*
+ * The values of every secret the selected jobs name, as a new NULL-terminated
+ * "NAME=VALUE" vector (kci_strv_free), taken from s, else from the
+ * environment. KCI_INVALID names every missing one at once.
+ */
+int kci_engine_secrets_for(const struct kci_secrets *s, const struct kci_plan *p,
+			   const int *selected, char ***out, struct kci_err *err);
 
-/* ---- the workspace: what jobs see at /workspace ---- */
+/* ---- a project: a repository, its pipeline, its staged workspace ---- */
+
+#define KCI_PIPELINE_FILE ".kci.yml"
+
+struct kci_project;
+
+struct kci_project_opts {
+	const char *dir;    /* anywhere in the repository; NULL = "." */
+	const char *commit; /* NULL = the working tree as it is; else a clean checkout of it */
+	const char *home;   /* KCI_HOME, where the staged copy goes; NULL = kci_home() */
+};
 
 struct kci_workspace_info {
 	char commit[41]; /* the commit checked out, or HEAD of the working tree; "" if none */
@@ -119,11 +237,43 @@ struct kci_workspace_info {
 };
 
 /*
+ * Finds the repository holding o->dir and the project in it (the nearest
+ * directory from dir up to the repository root with a .kci.yml; the root
+ * when none has), and loads the pipeline: from the working tree before
+ * anything is copied, so a typo costs nothing; with a commit, from that
+ * commit, which means staging it first. Errors name the file: KCI_NOTFOUND
+ * (no pipeline, unknown revision), KCI_INVALID ("FILE:LINE:COL: ...").
+ */
+int kci_engine_project_open(struct kci_project **out, const struct kci_project_opts *o,
+			    struct kci_err *err);
+/* Removes the project's staged copy, if any. NULL is a no-op. */
+void kci_engine_project_free(struct kci_project *p);
+const struct kci_plan *kci_engine_project_plan(const struct kci_project *p);
+/* The project's directory on the host (where .kci/ goes). */
+const char *kci_engine_project_dir(const struct kci_project *p);
+/* The pipeline file as the user knows it: ".kci.yml", "sub/.kci.yml", "HEAD~1:.kci.yml". */
+const char *kci_engine_project_pipeline(const struct kci_project *p);
+/*
+ * Copies the workspace into the project's private dir under KCI_HOME/run
+ * (done already, and a no-op, with a commit). Fills *info when not NULL.
+ */
+int kci_engine_project_stage(struct kci_project *p, struct kci_workspace_info *info,
+			     struct kci_err *err);
+/*
+ * Runs the selected jobs of a staged project: kci_engine_run() with the
+ * project's workspace, working dir and output dir (o->workspace, workdir
+ * and out_dir are ignored).
+ */
+int kci_engine_project_run(struct kci_project *p, const int *selected,
+			   const struct kci_engine_opts *o, enum kci_job_state *states,
+			   struct kci_err *err);
+
+/*
  * The root of the repository containing `dir` (its working directory), or
  * `dir` itself when it is not in a git repository. KCI_NOTFOUND when dir
  * does not exist.
  */
-int kci_workspace_root(const char *dir, char **root, struct kci_err *err);
+int kci_engine_workspace_root(const char *dir, char **root, struct kci_err *err);
 
 /*
  * Fills the existing empty directory `dest` with the repository at `root`:
@@ -137,7 +287,7 @@ int kci_workspace_root(const char *dir, char **root, struct kci_err *err);
  * repository or revision: KCI_NOTFOUND for an unknown revision or --commit
  * outside git, KCI_ERROR otherwise.
  */
-int kci_workspace_stage(const char *root, const char *commit, const char *dest,
-			struct kci_workspace_info *info, struct kci_err *err);
+int kci_engine_workspace_stage(const char *root, const char *commit, const char *dest,
+			       struct kci_workspace_info *info, struct kci_err *err);
 
 #endif

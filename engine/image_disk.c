@@ -112,8 +112,8 @@ phase(const struct kci_image_disk_opts *o, const char *what, const char *ref, co
 }
 
 int
-kci_image_disk(const char *ref, const struct kci_image_disk_opts *o, struct kci_image_config *cfg,
-	       char **disk, struct kci_err *err)
+kci_engine_image_disk(const char *ref, const struct kci_image_disk_opts *o,
+		      struct kci_image_config *cfg, char **disk, struct kci_err *err)
 {
 	struct kci_pull_opts po = KCI_PULL_OPTS_INIT;
 	struct kci_images *im = NULL;

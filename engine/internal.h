@@ -2,10 +2,67 @@
 #ifndef KCI_ENGINE_INTERNAL_H
 #define KCI_ENGINE_INTERNAL_H
 
+#include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "common/err.h"
+#include "engine/engine.h"
+
+/* PATH for every process kci starts in a guest, before an image's Env: one default. */
+#define KCI_ENGINE_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/* request.c: whether `user` is root (NULL, "", "root", "0", "0:…", "root:…"). */
+int user_is_root(const char *user);
+
+/* ---- events.c: a run's event stream, its clock, and its cancellation ---- */
+
+struct emitter {
+	pthread_mutex_t lock; /* one event at a time: renderers never lock */
+	int64_t t0;	      /* CLOCK_MONOTONIC ms when the run began */
+	const struct kci_plan *p;
+	kci_event_fn fn;
+	void *ctx;
+};
+
+void emitter_init(struct emitter *em, const struct kci_plan *p, kci_event_fn fn, void *ctx);
+void emitter_destroy(struct emitter *em);
+/* Sends ev, filling time_ms, job_name (from the plan) and len (from text) when unset. */
+void emitter_send(struct emitter *em, struct kci_event *ev);
+/* Milliseconds since the run began. */
+int64_t emitter_now_ms(const struct emitter *em);
+
+/* A run's cancellation: the caller's fd, and a flag that pulls and boots watch. */
+struct cancel {
+	int fd; /* readable = canceled; -1 = never */
+	volatile sig_atomic_t flag;
+};
+/* Whether the run was canceled (sticky: sets flag once fd is readable). */
+int cancel_check(struct cancel *c);
+
+/* ---- sched.c: which job runs when ---- */
+
+/* Runs job `job` of the plan to its end and returns its final state. */
+typedef enum kci_job_state (*job_fn)(void *ctx, size_t job);
+
+struct sched_opts {
+	const struct kci_plan *p;
+	const int *selected; /* p->n_jobs flags */
+	unsigned max_jobs;   /* jobs running at once, >= 1 */
+	job_fn run;	     /* called on a thread of its own per job */
+	void *ctx;
+	struct emitter *em;
+	struct cancel *cancel;
+};
+
+/*
+ * Starts every selected job whose needs passed, at most max_jobs at once,
+ * skips (JOB_END, SKIPPED) the dependents of a job that did not pass, and
+ * once canceled starts nothing more and cancels what is pending, waiting
+ * for the running jobs to end. states[] gets every job's final state.
+ */
+void sched_run(const struct sched_opts *o, enum kci_job_state *states);
 
 /* ---- artifacts.c: copying a job's artifacts out of a (hostile) guest ---- */
 
@@ -69,5 +126,30 @@ void logbuf_feed(struct logbuf *b, const struct masker *m, const char *data, siz
 /* Emits what is left as a last line (a process that did not end with "\n"). */
 void logbuf_flush(struct logbuf *b, const struct masker *m, line_fn emit, void *ctx);
 void logbuf_free(struct logbuf *b);
+
+/* ---- job.c: one job in one VM ---- */
+
+/* What every job of a run shares; read-only while jobs run. */
+struct job_shared {
+	struct kci_kit *kit;
+	const struct kci_plan *p;
+	struct emitter *em;
+	struct cancel *cancel;
+	const struct masker *mask;
+	char *const *secrets; /* "NAME=VALUE" granted to the run */
+	/*
+	 * out_dir/artifacts and out_dir/logs, opened without following a symlink:
+	 * .kci/ lies in the repository, whose author may have planted links there.
+	 */
+	int art_fd, logs_fd;
+	const char *out_dir;
+	const char *workdir;	    /* steps' cwd with a workspace; NULL = /workspace */
+	const char *workspace_disk; /* template of every VM's /workspace, or NULL */
+	unsigned default_cpus;	    /* vCPUs of a job that does not ask for a number */
+	int console_fd;
+};
+
+/* Runs job idx in its own VM, emitting its events; returns its final state. */
+enum kci_job_state job_run(const struct job_shared *sh, size_t idx);
 
 #endif

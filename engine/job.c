@@ -19,14 +19,13 @@
 #include "common/parse.h"
 #include "common/strv.h"
 #include "common/xalloc.h"
-#include "engine/job.h"
-#include "images/images.h"
+#include "engine/internal.h"
 
 #define STDERR_KEEP  2048	/* bytes of a helper command's stderr kept for messages */
 #define LOG_FILE_MAX (64 << 20) /* a job's log stops here: a flooding guest fills no disk */
 
 struct job_ctx {
-	struct engine *e;
+	const struct job_shared *sh;
 	size_t idx;
 	const struct kci_job *j;
 	size_t step;
@@ -74,10 +73,10 @@ note(struct job_ctx *c, const char *fmt, ...)
 	va_end(ap);
 	if (!text)
 		return;
-	masked = mask_str(&c->e->mask, text, strlen(text), &len);
+	masked = mask_str(c->sh->mask, text, strlen(text), &len);
 	ev.text = masked;
 	ev.len = len;
-	engine_emit(c->e, &ev);
+	emitter_send(c->sh->em, &ev);
 	logf_(c, "kci: %s", masked);
 	free(masked);
 	free(text);
@@ -95,7 +94,7 @@ on_line(void *ctx, const char *line, size_t len)
 				.text = line,
 				.len = len };
 
-	engine_emit(c->e, &ev);
+	emitter_send(c->sh->em, &ev);
 	if (c->log && c->log_bytes < LOG_FILE_MAX) {
 		fwrite(line, 1, len, c->log);
 		fputc('\n', c->log);
@@ -113,7 +112,7 @@ on_output(void *ctx, int stream, const uint8_t *buf, size_t len)
 	struct job_ctx *c = ctx;
 
 	c->stream = stream == 2 ? 2 : 1;
-	logbuf_feed(&c->out[c->stream], &c->e->mask, (const char *)buf, len, on_line, c);
+	logbuf_feed(&c->out[c->stream], c->sh->mask, (const char *)buf, len, on_line, c);
 	return 0;
 }
 
@@ -122,26 +121,24 @@ flush_output(struct job_ctx *c)
 {
 	for (int s = 1; s <= 2; s++) {
 		c->stream = s;
-		logbuf_flush(&c->out[s], &c->e->mask, on_line, c);
+		logbuf_flush(&c->out[s], c->sh->mask, on_line, c);
 	}
 	if (c->log)
 		fflush(c->log);
 }
 
-/* The step's environment: defaults, the image's Env, CI markers, the job's env, its secrets. */
+/*
+ * What a job adds to every step's environment, after the image's Env: CI
+ * markers, the job's env, its secrets. NULL when a secret has no value.
+ */
 static char **
-job_env(struct job_ctx *c, const struct kci_image_config *cfg, struct kci_err *err)
+step_env(struct job_ctx *c, struct kci_err *err)
 {
 	const struct kci_job *j = c->j;
+	char *const *granted = c->sh->secrets;
 	char **env = NULL, *kv;
 	size_t n = 0;
 
-	kci_env_set(&env, &n, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-	if (!(cfg->user && cfg->user[0]))
-		kci_env_set(&env, &n, "HOME=/root");
-	for (size_t i = 0; cfg->env && cfg->env[i]; i++)
-		if (strchr(cfg->env[i], '='))
-			kci_env_set(&env, &n, cfg->env[i]);
 	kci_env_set(&env, &n, "CI=true");
 	kci_env_set(&env, &n, "KCI=true");
 	kv = kci_xasprintf("KCI_JOB=%s", j->name);
@@ -153,10 +150,9 @@ job_env(struct job_ctx *c, const struct kci_image_config *cfg, struct kci_err *e
 		size_t len = strlen(j->secrets[i]);
 		const char *found = NULL;
 
-		for (size_t k = 0; c->e->o->secrets && c->e->o->secrets[k]; k++)
-			if (strncmp(c->e->o->secrets[k], j->secrets[i], len) == 0 &&
-			    c->e->o->secrets[k][len] == '=')
-				found = c->e->o->secrets[k];
+		for (size_t k = 0; granted && granted[k]; k++)
+			if (strncmp(granted[k], j->secrets[i], len) == 0 && granted[k][len] == '=')
+				found = granted[k];
 		if (!found) {
 			kci_err_set(err, KCI_INVALID, "secret %s has no value", j->secrets[i]);
 			kci_strv_free(env);
@@ -196,29 +192,24 @@ static enum kci_job_state give_workspace(struct job_ctx *c, struct kci_vm *vm, c
 static enum kci_job_state
 run_steps(struct job_ctx *c, struct kci_vm *vm, const struct kci_image_config *cfg, char **why)
 {
-	const struct kci_engine_opts *o = c->e->o;
 	struct kci_err err = KCI_ERR_INIT;
 	enum kci_job_state st = KCI_JOB_PASSED;
-	struct kci_run_req req = { 0 };
 	char *argv[5] = { "/bin/sh", "-e", "-c", NULL, NULL };
-	char d[32];
+	struct kci_req_opts ro = { .argv = argv };
+	char d[32], **env;
 
-	req.env = job_env(c, cfg, &err);
-	if (!req.env) {
+	if (!(env = step_env(c, &err))) {
 		*why = kci_xstrdup(err.msg);
 		return KCI_JOB_ERROR;
 	}
-	req.argv = argv;
-	req.cwd = o->workspace ? (char *)(o->workdir ? o->workdir : "/workspace")
-			       : (cfg->working_dir ? cfg->working_dir : "/");
-	req.user = cfg->user;
-	if (o->workspace && cfg->user && cfg->user[0] && strcmp(cfg->user, "root") != 0 &&
-	    strcmp(cfg->user, "0") != 0 && strncmp(cfg->user, "0:", 2) != 0 &&
-	    strncmp(cfg->user, "root:", 5) != 0) {
-		if ((st = give_workspace(c, vm, cfg->user, why)) != KCI_JOB_PASSED) {
-			kci_strv_free(req.env);
-			return st;
-		}
+	ro.env = env;
+	/* In the project's dir of the workspace; without one, where the image says. */
+	if (c->sh->workspace_disk)
+		ro.cwd = c->sh->workdir ? c->sh->workdir : "/workspace";
+	if (c->sh->workspace_disk && !user_is_root(cfg->user) &&
+	    (st = give_workspace(c, vm, cfg->user, why)) != KCI_JOB_PASSED) {
+		kci_strv_free(env);
+		return st;
 	}
 	for (c->step = 0; c->step < c->j->n_steps; c->step++) {
 		const struct kci_step *s = &c->j->steps[c->step];
@@ -228,16 +219,23 @@ run_steps(struct job_ctx *c, struct kci_vm *vm, const struct kci_image_config *c
 					.step_name = s->name };
 		struct kci_vm_io io = KCI_VM_IO_INIT;
 		struct kci_vm_result res = { 0 };
-		int64_t t0 = engine_now_ms(c->e);
+		struct kci_run_req req;
+		int64_t t0 = emitter_now_ms(c->sh->em);
 		int rc, signo = 0, code;
 
-		engine_emit(c->e, &ev);
+		emitter_send(c->sh->em, &ev);
 		logf_(c, "== step %zu: %s", c->step + 1, s->name);
 		argv[3] = s->run;
-		io.cancel_fd = o->cancel_fd;
+		if ((rc = kci_engine_request(cfg, &ro, &req, &err)) < 0) {
+			st = KCI_JOB_ERROR;
+			*why = kci_xstrdup(err.msg);
+			break;
+		}
+		io.cancel_fd = c->sh->cancel->fd;
 		io.output = on_output;
 		io.ctx = c;
 		rc = kci_vm_exec(vm, &req, &io, &res, &signo, &err);
+		kci_run_req_clear(&req);
 		flush_output(c);
 		if (rc < 0) {
 			/* The reason is logged, masked, when the job ends. */
@@ -255,8 +253,8 @@ run_steps(struct job_ctx *c, struct kci_vm *vm, const struct kci_image_config *c
 					 .step_name = s->name,
 					 .state = code == 0 ? KCI_JOB_PASSED : KCI_JOB_FAILED,
 					 .exit_code = code,
-					 .duration_ms = engine_now_ms(c->e) - t0 };
-		engine_emit(c->e, &ev);
+					 .duration_ms = emitter_now_ms(c->sh->em) - t0 };
+		emitter_send(c->sh->em, &ev);
 		logf_(c, "== step %zu %s (exit %d) in %s", c->step + 1,
 		      code == 0 ? "passed" : "failed", code,
 		      kci_format_duration(d, sizeof(d), ev.duration_ms));
@@ -268,7 +266,7 @@ run_steps(struct job_ctx *c, struct kci_vm *vm, const struct kci_image_config *c
 		if (code != 0)
 			note(c, "step '%s' failed (exit %d), allowed to fail", s->name, code);
 	}
-	kci_strv_free(req.env);
+	kci_strv_free(env);
 	return st;
 }
 
@@ -312,7 +310,7 @@ helper_complaint(struct job_ctx *c)
 {
 	size_t len = strcspn(c->helper_err, "\n"), outlen;
 
-	return mask_str(&c->e->mask, c->helper_err, len, &outlen);
+	return mask_str(c->sh->mask, c->helper_err, len, &outlen);
 }
 
 /*
@@ -324,7 +322,7 @@ static enum kci_job_state
 give_workspace(struct job_ctx *c, struct kci_vm *vm, const char *user, char **why)
 {
 	char *argv[] = { "chown", "-R", (char *)user, "/workspace", NULL };
-	char *env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+	char *env[] = { "PATH=" KCI_ENGINE_PATH, NULL };
 	struct kci_run_req req = { .argv = argv, .env = env, .cwd = "/", .user = "0:0" };
 	struct kci_vm_io io = KCI_VM_IO_INIT;
 	struct kci_vm_result res = { 0 };
@@ -332,7 +330,7 @@ give_workspace(struct job_ctx *c, struct kci_vm *vm, const char *user, char **wh
 	int rc, signo;
 	char *what;
 
-	io.cancel_fd = c->e->o->cancel_fd;
+	io.cancel_fd = c->sh->cancel->fd;
 	io.output = keep_stderr;
 	io.ctx = c;
 	c->helper_err_len = 0;
@@ -381,7 +379,7 @@ open_spool(const char *dir)
 static int
 collect_artifacts(struct job_ctx *c, struct kci_vm *vm, char **why, enum kci_job_state *interrupted)
 {
-	const struct kci_engine_opts *o = c->e->o;
+	const struct job_shared *sh = c->sh;
 	const char *name = c->j->file_name;
 	struct art_limits lim = { .max_bytes = ART_MAX_BYTES, .max_files = ART_MAX_FILES };
 	struct kci_err err = KCI_ERR_INIT;
@@ -390,10 +388,9 @@ collect_artifacts(struct job_ctx *c, struct kci_vm *vm, char **why, enum kci_job
 	struct kci_vm_result res = { 0 };
 	struct art_stats stats = { 0 };
 	/* Paths through the opened dir: no component of them is the repository's to steer. */
-	char *dir = kci_xasprintf("/proc/self/fd/%d", c->e->art_fd), *tmp = NULL, *final = NULL;
-	char *shown = kci_xasprintf("%s/artifacts/%s", o->out_dir, name);
-	char **argv = NULL,
-	     *env[] = { "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+	char *dir = kci_xasprintf("/proc/self/fd/%d", sh->art_fd), *tmp = NULL, *final = NULL;
+	char *shown = kci_xasprintf("%s/artifacts/%s", sh->out_dir, name);
+	char **argv = NULL, *env[] = { "PATH=" KCI_ENGINE_PATH, NULL };
 	size_t n = 0;
 	int rc, signo, code;
 
@@ -406,7 +403,7 @@ collect_artifacts(struct job_ctx *c, struct kci_vm *vm, char **why, enum kci_job
 		goto out;
 	}
 	for (const char *a[] = { "tar", "-c", "-f", "-", "-C",
-				 o->workdir ? o->workdir : "/workspace", "--" },
+				 sh->workdir ? sh->workdir : "/workspace", "--" },
 			**p = a;
 	     p < a + 7; p++)
 		kci_strv_add(&argv, &n, *p);
@@ -416,7 +413,7 @@ collect_artifacts(struct job_ctx *c, struct kci_vm *vm, char **why, enum kci_job
 	req.env = env;
 	req.cwd = "/";
 	req.user = "0:0";
-	io.cancel_fd = o->cancel_fd;
+	io.cancel_fd = sh->cancel->fd;
 	io.output = on_tar;
 	io.ctx = c;
 	if ((rc = kci_vm_exec(vm, &req, &io, &res, &signo, &err)) < 0) {
@@ -487,12 +484,12 @@ static void
 open_log(struct job_ctx *c)
 {
 	char *name = kci_xasprintf("%s.log", c->j->file_name);
-	int fd = openat(c->e->logs_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+	int fd = openat(c->sh->logs_fd, name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
 			0644);
 
 	/* A symlink planted in the repository's .kci/logs is replaced, never written through. */
-	if (fd < 0 && errno == ELOOP && unlinkat(c->e->logs_fd, name, 0) == 0)
-		fd = openat(c->e->logs_fd, name,
+	if (fd < 0 && errno == ELOOP && unlinkat(c->sh->logs_fd, name, 0) == 0)
+		fd = openat(c->sh->logs_fd, name,
 			    O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd >= 0 && !(c->log = fdopen(fd, "w")))
 		close(fd);
@@ -514,29 +511,26 @@ on_phase(void *ctx, const char *what)
 }
 
 static int
-boot(struct job_ctx *c, struct kci_image_config *cfg, struct kci_vm **vm, char **why)
+boot(struct job_ctx *c, struct kci_root *root, struct kci_vm **vm, char **why)
 {
-	struct engine *e = c->e;
+	const struct job_shared *sh = c->sh;
 	struct kci_vm_opts vo = KCI_VM_OPTS_INIT;
 	struct kci_err err = KCI_ERR_INIT;
-	char *disk = NULL;
 	int rc;
 
 	if (c->j->image) {
-		struct kci_image_disk_opts io = { .home = e->o->home,
-						  .cache = e->cache,
-						  .progress = on_blob,
-						  .phase = on_phase,
-						  .ctx = c,
-						  .cancel = &e->canceled };
+		struct kci_root_progress rp = { .progress = on_blob,
+						.phase = on_phase,
+						.ctx = c,
+						.cancel = &sh->cancel->flag };
 		note(c, "image %s", c->j->image);
-		pthread_mutex_lock(&e->image_lock);
-		rc = kci_image_disk(c->j->image, &io, cfg, &disk, &err);
-		pthread_mutex_unlock(&e->image_lock);
-		if (rc < 0) {
-			*why = kci_xstrdup(err.msg);
-			return rc;
-		}
+		rc = kci_engine_root_image(sh->kit, c->j->image, &rp, root, &err);
+	} else {
+		rc = kci_engine_root_base(sh->kit, root, &err);
+	}
+	if (rc < 0) {
+		*why = kci_xstrdup(err.msg);
+		return rc;
 	}
 	/* QEMU would take the host down with it before the guest noticed. */
 	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
@@ -546,48 +540,39 @@ boot(struct job_ctx *c, struct kci_image_config *cfg, struct kci_vm **vm, char *
 				     "(at most 3/4 of it goes to one VM)",
 				     (unsigned long long)c->j->memory_mib,
 				     (unsigned long long)host_mib);
-		free(disk);
 		return KCI_INVALID;
 	}
-	vo.kernel = kci_guest_kernel(e->guest);
-	vo.initrd = e->initrd;
-	vo.rootfs = disk ? disk : e->base_rootfs;
-	vo.run_dir = e->rundir;
-	vo.cache_dir = e->cache;
-	vo.accel = e->o->accel;
-	vo.cpus = c->j->cpus ? c->j->cpus : e->default_cpus;
+	kci_engine_vm_opts(sh->kit, root, &vo);
+	vo.cpus = c->j->cpus ? c->j->cpus : sh->default_cpus;
 	if (c->j->memory_mib)
 		vo.memory_mib = c->j->memory_mib;
 	vo.timeout_ms = c->j->timeout_ms;
-	vo.console_fd = e->o->console_fd;
-	vo.workspace = e->workspace_disk;
+	vo.console_fd = sh->console_fd;
+	vo.workspace = sh->workspace_disk;
 	vo.network = c->j->network == KCI_NET_NAT ? KCI_VM_NET_NAT : KCI_VM_NET_NONE;
-	rc = kci_vm_start(vm, &vo, &err);
-	free(disk);
-	if (rc < 0)
+	if ((rc = kci_vm_start(vm, &vo, &err)) < 0)
 		*why = kci_xstrdup(err.msg);
 	return rc;
 }
 
 enum kci_job_state
-job_run(struct job_run *jr)
+job_run(const struct job_shared *sh, size_t idx)
 {
-	struct engine *e = jr->e;
-	struct job_ctx c = { .e = e, .idx = jr->idx, .j = &e->p->jobs[jr->idx], .tar_fd = -1 };
-	struct kci_event ev = { .kind = KCI_EV_JOB_START, .job = jr->idx };
-	struct kci_image_config cfg = { 0 };
+	struct job_ctx c = { .sh = sh, .idx = idx, .j = &sh->p->jobs[idx], .tar_fd = -1 };
+	struct kci_event ev = { .kind = KCI_EV_JOB_START, .job = idx };
+	struct kci_root root = { 0 };
 	enum kci_job_state st = KCI_JOB_ERROR, interrupted = KCI_JOB_PENDING;
 	struct kci_vm *vm = NULL;
-	int64_t t0 = engine_now_ms(e);
+	int64_t t0 = emitter_now_ms(sh->em);
 	char *why = NULL, *art_why = NULL, *log_path = NULL, d[32];
 
 	open_log(&c);
-	engine_emit(e, &ev);
-	if (boot(&c, &cfg, &vm, &why) < 0) {
-		st = engine_canceled(e) ? KCI_JOB_CANCELED : KCI_JOB_ERROR;
+	emitter_send(sh->em, &ev);
+	if (boot(&c, &root, &vm, &why) < 0) {
+		st = cancel_check(sh->cancel) ? KCI_JOB_CANCELED : KCI_JOB_ERROR;
 		goto out;
 	}
-	st = run_steps(&c, vm, &cfg, &why);
+	st = run_steps(&c, vm, &root.image, &why);
 	/* Artifacts of a failed job too (test reports are what one wants then). */
 	if ((st == KCI_JOB_PASSED || st == KCI_JOB_FAILED) && c.j->artifacts && c.j->artifacts[0] &&
 	    collect_artifacts(&c, vm, &art_why, &interrupted) < 0) {
@@ -608,23 +593,23 @@ job_run(struct job_run *jr)
 	}
 out:
 	kci_vm_free(vm);
-	kci_image_config_clear(&cfg);
-	log_path = c.log ? kci_xasprintf("%s/logs/%s.log", e->o->out_dir, c.j->file_name) : NULL;
+	kci_engine_root_clear(&root);
+	log_path = c.log ? kci_xasprintf("%s/logs/%s.log", sh->out_dir, c.j->file_name) : NULL;
 	ev = (struct kci_event){ .kind = KCI_EV_JOB_END,
-				 .job = jr->idx,
+				 .job = idx,
 				 .state = st,
-				 .duration_ms = engine_now_ms(e) - t0,
+				 .duration_ms = emitter_now_ms(sh->em) - t0,
 				 .text = why,
 				 .log_path = log_path };
 	if (why) {
 		size_t len;
-		char *masked = mask_str(&e->mask, why, strlen(why), &len);
+		char *masked = mask_str(sh->mask, why, strlen(why), &len);
 		free(why);
 		why = masked;
 		ev.text = why;
 		ev.len = len;
 	}
-	engine_emit(e, &ev);
+	emitter_send(sh->em, &ev);
 	logf_(&c, "== job %s in %s%s%s", kci_job_state_name(st),
 	      kci_format_duration(d, sizeof(d), ev.duration_ms), why ? ": " : "", why ? why : "");
 	if (c.log)

@@ -581,7 +581,7 @@ check_own_gitdir(git_repository *repo, const char *top, struct kci_err *err)
 }
 
 int
-kci_workspace_root(const char *dir, char **root, struct kci_err *err)
+kci_engine_workspace_root(const char *dir, char **root, struct kci_err *err)
 {
 	git_repository *repo = NULL;
 	char *real = NULL, *top;
@@ -644,8 +644,8 @@ stage_plain(int src, int dst, const struct stat *dest_st, size_t *files, struct 
 }
 
 int
-kci_workspace_stage(const char *root, const char *commit, const char *dest,
-		    struct kci_workspace_info *info, struct kci_err *err)
+kci_engine_workspace_stage(const char *root, const char *commit, const char *dest,
+			   struct kci_workspace_info *info, struct kci_err *err)
 {
 	git_repository *repo = NULL;
 	char *top = NULL, *skip = NULL;

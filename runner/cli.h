@@ -5,8 +5,10 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "common/err.h"
+#include "engine/engine.h"
 
 /* kci's own failure, as docker run: 125. */
 #define KCI_EXIT_RUNNER	 125
@@ -36,6 +38,30 @@ void kci_human_size(uint64_t n, char *buf, size_t size);
 
 /* Levenshtein distance, for "did you mean". */
 size_t kci_distance(const char *a, const char *b);
+
+/* ---- render.c: a run's events as text or JSON ---- */
+
+struct kci_render;
+/* Renders to out the run of the selected jobs (NULL = all) of p, as JSON or text (colour). */
+struct kci_render *kci_render_new(FILE *out, const struct kci_plan *p, const int *selected,
+				  int json, int color);
+void kci_render_free(struct kci_render *r);
+/* One event; KCI_EV_RUN_END prints the summary. Errors show in ferror(out). */
+void kci_render_event(struct kci_render *r, const struct kci_event *ev);
+/* The run was stopped: the summary says so. */
+void kci_render_interrupted(struct kci_render *r);
+/* Whether every selected job passed. */
+int kci_render_passed(const struct kci_render *r);
+/* kci run --list: jobs, images, step counts and needs. */
+void kci_render_list(FILE *f, const struct kci_plan *p, const int *selected, int json);
+/*
+ * Guest and repository text is hostile: it must not drive the user's
+ * terminal. Writes s with every control byte (C0, DEL, C1 raw or UTF-8) as
+ * '?', except tabs and colour (SGR: ESC [ digits ; ... m).
+ */
+void kci_put_sanitized(FILE *f, const char *s, size_t len);
+/* A new copy of s with every control as '?' (colour included): for names. */
+char *kci_plain(const char *s);
 
 /* Prints "kci: msg" to stderr; multi-line messages get their continuation lines indented. */
 void kci_print_error(const char *msg);

@@ -240,21 +240,14 @@ parse_opts(int argc, char **argv, struct exec_opts *o)
 	return optind;
 }
 
-/* The guest's environment: kci's defaults, then the image's Env, then -e (later wins). */
+/* What -t and -e add to the guest's environment, after the image's Env (later wins). */
 static char **
-guest_env(const struct exec_opts *o, const struct kci_image_config *image)
+exec_env(const struct exec_opts *o)
 {
 	const char *term = getenv("TERM");
 	char **env = kci_xcalloc(1, sizeof(char *));
 	size_t n = 0;
 
-	kci_env_set(&env, &n, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-	/* Root's home unless another user runs the command: then the agent takes it from passwd. */
-	if (!(o->user && o->user[0]) && !(image->user && image->user[0]))
-		kci_env_set(&env, &n, "HOME=/root");
-	for (size_t i = 0; image->env && image->env[i]; i++)
-		if (strchr(image->env[i], '='))
-			kci_env_set(&env, &n, image->env[i]);
 	if (o->tty) {
 		char *t = kci_xasprintf("TERM=%s", term && *term ? term : "xterm");
 		kci_env_set(&env, &n, t);
@@ -263,29 +256,6 @@ guest_env(const struct exec_opts *o, const struct kci_image_config *image)
 	for (size_t i = 0; i < o->nenv; i++)
 		kci_env_set(&env, &n, o->env[i]);
 	return env;
-}
-
-/*
- * The command line, as docker run builds it: the image's Entrypoint, then
- * the user's COMMAND or else the image's Cmd. Borrowed strings; free the
- * vector only.
- */
-static char **
-guest_argv(char **user_cmd, const struct kci_image_config *image)
-{
-	size_t n = 0;
-	char **v = NULL;
-	char **tail = user_cmd && user_cmd[0] ? user_cmd : image->cmd;
-
-	for (int part = 0; part < 2; part++) {
-		char **src = part == 0 ? image->entrypoint : tail;
-		for (size_t i = 0; src && src[i]; i++) {
-			v = kci_xrealloc(v, (n + 2) * sizeof(char *));
-			v[n++] = src[i];
-			v[n] = NULL;
-		}
-	}
-	return v;
 }
 
 /* Terminal state restored on every exit path of -t. */
@@ -317,13 +287,11 @@ term_restore(struct term_state *t)
 	t->active = 0;
 }
 
-/* Everything up to the VM: guest bundle, agent, initramfs and root disk, accelerator. */
+/* Everything up to the VM: the guest kit, the root disk, the workspace disk. */
 struct prepared {
-	char *home, *cache, *rundir, *agent, *initrd, *rootfs;
+	struct kci_kit *kit;
+	struct kci_root root;
 	char *workspace; /* this run's workspace disk template, removed afterwards */
-	struct kci_guest *guest;
-	enum kci_accel accel;
-	struct kci_image_config image; /* with --image */
 	struct kci_progress progress;
 };
 
@@ -384,66 +352,36 @@ watch_stop(struct watch *w)
 	w->stop_fd = -1;
 }
 
-/*
- * Builds the --workspace disk for this run only. Its name is a temp file's
- * (kci_tmpfile_near), so if kci is killed before removing it, the cache's
- * next pruning removes it as an orphan. The VM boots a copy of it.
- */
-static int
-workspace_disk(const struct exec_opts *o, struct prepared *p, struct kci_err *err)
-{
-	char *final = kci_xasprintf("%s/workspace.ext4", p->cache);
-	int fd, rc;
-
-	if ((rc = kci_mkdir_p(p->cache, 0700, err)) < 0 ||
-	    (rc = fd = kci_tmpfile_near(final, &p->workspace, err)) < 0)
-		goto out;
-	close(fd);
-	/* As much room to write as the scratch disk has; sparse, so free until used. */
-	if ((rc = kci_disk_build_rw(o->workspace, p->workspace, o->disk_mib, err)) < 0)
-		kci_err_prefix(err, "--workspace");
-out:
-	free(final);
-	return rc;
-}
-
 static int
 prepare(const struct exec_opts *o, struct prepared *p, const volatile sig_atomic_t *cancel,
 	struct kci_err *err)
 {
-	char why[256];
+	struct kci_kit_opts ko = { .kernel = o->kernel, .accel = o->accel };
+	struct kci_root_progress rp = { .progress = kci_progress_blob,
+					.phase = kci_progress_phase,
+					.ctx = &p->progress,
+					.cancel = cancel };
+	const char *why;
 	int rc;
 
-	if ((rc = kci_home(&p->home, err)) < 0)
+	if ((rc = kci_engine_kit_new(&p->kit, &ko, err)) < 0)
 		return rc;
-	p->cache = kci_xasprintf("%s/cache", p->home);
-	p->rundir = kci_xasprintf("%s/run", p->home);
-	if ((rc = kci_guest_find(&p->guest, o->kernel, p->home, err)) < 0 ||
-	    (rc = kci_agent_find(&p->agent, err)) < 0 ||
-	    (rc = kci_initramfs_get(p->guest, p->agent, p->cache, &p->initrd, err)) < 0)
-		return rc;
-	if (o->image) {
-		struct kci_image_disk_opts io = { .home = p->home,
-						  .cache = p->cache,
-						  .progress = kci_progress_blob,
-						  .phase = kci_progress_phase,
-						  .ctx = &p->progress,
-						  .cancel = cancel };
-		p->progress.tty = !o->quiet && isatty(STDERR_FILENO);
-		rc = kci_image_disk(o->image, &io, &p->image, &p->rootfs, err);
-	} else if (o->rootfs)
-		rc = kci_rootfs_from_dir(o->rootfs, p->cache, &p->rootfs, err);
+	p->progress.tty = !o->quiet && isatty(STDERR_FILENO);
+	if (o->image)
+		rc = kci_engine_root_image(p->kit, o->image, &rp, &p->root, err);
+	else if (o->rootfs)
+		rc = kci_engine_root_dir(p->kit, o->rootfs, &p->root, err);
 	else
-		rc = kci_rootfs_base(p->guest, p->cache, &p->rootfs, err);
+		rc = kci_engine_root_base(p->kit, &p->root, err);
 	if (rc < 0)
 		return rc;
-	if (o->workspace && (rc = workspace_disk(o, p, err)) < 0)
-		return rc;
-	if ((rc = kci_accel_choose(o->accel, &p->accel, why, sizeof(why), err)) < 0)
-		return rc;
+	/* As much room to write as the scratch disk has; sparse, so free until used. */
+	if (o->workspace && (rc = kci_engine_workspace_disk(p->kit, o->workspace, o->disk_mib,
+							    &p->workspace, err)) < 0)
+		return kci_err_prefix(err, "--workspace %s", o->workspace);
 	/* Say once, where a person is watching, that guests are emulated here. */
-	if (p->accel == KCI_ACCEL_TCG && o->accel == KCI_ACCEL_AUTO && !o->quiet &&
-	    isatty(STDERR_FILENO))
+	if (kci_engine_kit_accel(p->kit, &why) == KCI_ACCEL_TCG && o->accel == KCI_ACCEL_AUTO &&
+	    !o->quiet && isatty(STDERR_FILENO))
 		fprintf(stderr, "kci: using %s\n", why);
 	return 0;
 }
@@ -451,17 +389,11 @@ prepare(const struct exec_opts *o, struct prepared *p, const volatile sig_atomic
 static void
 prepared_clear(struct prepared *p)
 {
-	free(p->home);
-	free(p->cache);
-	free(p->rundir);
-	free(p->agent);
-	free(p->initrd);
-	free(p->rootfs);
 	if (p->workspace)
 		unlink(p->workspace);
 	free(p->workspace);
-	kci_guest_free(p->guest);
-	kci_image_config_clear(&p->image);
+	kci_engine_root_clear(&p->root);
+	kci_engine_kit_free(p->kit);
 }
 
 /* Maps how the run ended to kci exec's exit status, printing what the user must know. */
@@ -500,6 +432,7 @@ kci_cmd_exec(int argc, char **argv)
 	struct term_state term = { 0 };
 	struct kci_vm *vm = NULL;
 	struct watch watch = { .stop_fd = -1 };
+	char **env = NULL;
 	sigset_t sigs;
 	int cmd, rc, signo = 0, stdin_tty = isatty(STDIN_FILENO);
 
@@ -536,33 +469,27 @@ kci_cmd_exec(int argc, char **argv)
 	}
 	if (rc < 0)
 		goto out;
-	req.argv = guest_argv(argv + cmd, &p.image);
-	if (!req.argv) {
-		rc = kci_err_set(&err, KCI_INVALID,
-				 "image %s has no Entrypoint or Cmd: give a command", o.image);
-		goto out;
-	}
-	req.env = guest_env(&o, &p.image);
-	req.cwd = (char *)(o.workdir					   ? o.workdir
-			   : p.image.working_dir && p.image.working_dir[0] ? p.image.working_dir
-									   : "/");
-	req.user = (char *)(o.user ? o.user : p.image.user);
-	req.tty = o.tty;
-	io.stdin_fd = (!stdin_tty || o.interactive || o.tty) ? STDIN_FILENO : -1;
+	struct kci_req_opts ro = { .argv = argv + cmd,
+				   .entrypoint = 1,
+				   .env = env = exec_env(&o),
+				   .cwd = o.workdir,
+				   .user = o.user,
+				   .tty = o.tty };
 	if (o.tty) {
 		struct winsize ws;
 		io.tty_fd = STDIN_FILENO;
 		if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) {
-			req.rows = ws.ws_row;
-			req.cols = ws.ws_col;
+			ro.rows = ws.ws_row;
+			ro.cols = ws.ws_col;
 		}
 	}
-	vo.kernel = kci_guest_kernel(p.guest);
-	vo.initrd = p.initrd;
-	vo.rootfs = p.rootfs;
-	vo.run_dir = p.rundir;
-	vo.cache_dir = p.cache;
-	vo.accel = p.accel;
+	if ((rc = kci_engine_request(&p.root.image, &ro, &req, &err)) < 0) {
+		if (o.image)
+			kci_err_prefix(&err, "image %s", o.image);
+		goto out;
+	}
+	io.stdin_fd = (!stdin_tty || o.interactive || o.tty) ? STDIN_FILENO : -1;
+	kci_engine_vm_opts(p.kit, &p.root, &vo);
 	vo.cpus = o.cpus;
 	vo.memory_mib = o.memory_mib;
 	vo.scratch_mib = o.disk_mib;
@@ -581,10 +508,8 @@ out:
 	term_restore(&term);
 	kci_vm_free(vm);
 	prepared_clear(&p);
-	for (size_t i = 0; req.env && req.env[i]; i++)
-		free(req.env[i]);
-	free(req.env);
-	free(req.argv);
+	kci_run_req_clear(&req);
+	kci_strv_free(env);
 	for (size_t i = 0; i < o.nenv; i++)
 		free(o.env[i]);
 	free(o.env);

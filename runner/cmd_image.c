@@ -82,7 +82,7 @@ prepare_disk(const char *ref, struct kci_progress *prog, struct kci_err *err)
 	cache = kci_xasprintf("%s/cache", home);
 	o.home = home;
 	o.cache = cache;
-	rc = kci_image_disk(ref, &o, &cfg, &disk, err);
+	rc = kci_engine_image_disk(ref, &o, &cfg, &disk, err);
 	kci_image_config_clear(&cfg);
 	free(disk);
 	free(cache);

@@ -129,7 +129,7 @@ test_workspace__working_tree_as_it_is(void **state)
 			    "echo noise > build.log && echo out > .kci/out.txt"),
 			 0);
 
-	assert_int_equal(kci_workspace_stage(repo, NULL, dest, &info, &err), 0);
+	assert_int_equal(kci_engine_workspace_stage(repo, NULL, dest, &info, &err), 0);
 	assert_string_equal(staged("a.txt"), "edited\n");
 	assert_string_equal(staged("new.txt"), "new\n");
 	assert_string_equal(staged("deep/er/file.txt"), "deep\n");
@@ -169,7 +169,7 @@ test_workspace__never_follows_symlinks(void **state)
 			    "echo tracked > d/x && git add -A && git commit -qm d && rm -r d && "
 			    "ln -s ../outside d"),
 			 0);
-	assert_int_equal(kci_workspace_stage(repo, NULL, dest, &info, &err), 0);
+	assert_int_equal(kci_engine_workspace_stage(repo, NULL, dest, &info, &err), 0);
 	snprintf(path, sizeof(path), "%s/d", dest);
 	assert_int_equal(lstat(path, &sb), 0);
 	assert_true(S_ISLNK(sb.st_mode));
@@ -196,7 +196,7 @@ test_workspace__commit_is_a_clean_checkout(void **state)
 			 0);
 	snprintf(first, sizeof(first), "%s", output("git -C repo rev-parse HEAD~1 | tr -d '\\n'"));
 
-	assert_int_equal(kci_workspace_stage(repo, "HEAD~1", dest, &info, &err), 0);
+	assert_int_equal(kci_engine_workspace_stage(repo, "HEAD~1", dest, &info, &err), 0);
 	assert_string_equal(info.commit, first);
 	assert_true(info.is_git);
 	assert_false(info.dirty);
@@ -215,7 +215,7 @@ test_workspace__commit_is_a_clean_checkout(void **state)
 	assert_string_equal(output("cat repo/a.txt"), "three\n");
 
 	assert_int_equal(sh("rm -rf dest && mkdir dest"), 0);
-	assert_int_equal(kci_workspace_stage(repo, "v2", dest, &info, &err), 0);
+	assert_int_equal(kci_engine_workspace_stage(repo, "v2", dest, &info, &err), 0);
 	assert_string_equal(staged("a.txt"), "two\n");
 	assert_string_equal(staged("c.txt"), "c\n");
 	assert_false(exists("b.txt"));
@@ -230,7 +230,8 @@ test_workspace__unknown_revision(void **state)
 	(void)state;
 	init_repo();
 	assert_int_equal(sh("cd repo && echo a > a && git add a && git commit -qm a"), 0);
-	assert_int_equal(kci_workspace_stage(repo, "nope~3", dest, &info, &err), KCI_NOTFOUND);
+	assert_int_equal(kci_engine_workspace_stage(repo, "nope~3", dest, &info, &err),
+			 KCI_NOTFOUND);
 	assert_non_null(strstr(err.msg, "'nope~3'"));
 	assert_non_null(strstr(err.msg, repo));
 	assert_false(exists(".git"));
@@ -249,7 +250,7 @@ test_workspace__outside_git_copies_everything(void **state)
 			    "echo x > x && chmod 755 x && ln -s a l && echo o > .kci/o && "
 			    "echo log > build.log"),
 			 0);
-	assert_int_equal(kci_workspace_stage(repo, NULL, dest, &info, &err), 0);
+	assert_int_equal(kci_engine_workspace_stage(repo, NULL, dest, &info, &err), 0);
 	assert_false(info.is_git);
 	assert_string_equal(info.commit, "");
 	assert_int_equal(info.files, 5);
@@ -264,7 +265,7 @@ test_workspace__outside_git_copies_everything(void **state)
 	assert_string_equal(link, "a");
 
 	assert_int_equal(sh("rm -rf dest && mkdir dest"), 0);
-	assert_int_equal(kci_workspace_stage(repo, "HEAD", dest, &info, &err), KCI_NOTFOUND);
+	assert_int_equal(kci_engine_workspace_stage(repo, "HEAD", dest, &info, &err), KCI_NOTFOUND);
 	assert_non_null(strstr(err.msg, "not a git repository"));
 }
 
@@ -279,7 +280,7 @@ test_workspace__unborn_repository(void **state)
 	assert_int_equal(sh("cd repo && echo a > a && mkdir sub && echo b > sub/b && "
 			    "echo '*.log' > .gitignore && echo c > c.log"),
 			 0);
-	assert_int_equal(kci_workspace_stage(repo, NULL, dest, &info, &err), 0);
+	assert_int_equal(kci_engine_workspace_stage(repo, NULL, dest, &info, &err), 0);
 	assert_string_equal(info.commit, "");
 	assert_true(info.dirty);
 	assert_int_equal(info.files, 3);
@@ -300,7 +301,7 @@ test_workspace__clean_tree_is_not_dirty(void **state)
 	assert_int_equal(sh("cd repo && echo a > a && git add a && git commit -qm a && "
 			    "mkdir .kci && echo o > .kci/o"),
 			 0);
-	assert_int_equal(kci_workspace_stage(repo, NULL, dest, &info, &err), 0);
+	assert_int_equal(kci_engine_workspace_stage(repo, NULL, dest, &info, &err), 0);
 	assert_false(info.dirty);
 	assert_int_equal(info.files, 1);
 }
@@ -318,7 +319,7 @@ test_workspace__linked_worktree(void **state)
 			    "git worktree add -q -b feature ../wt && echo b > ../wt/a"),
 			 0);
 	snprintf(wt, sizeof(wt), "%s/wt", dir);
-	assert_int_equal(kci_workspace_stage(wt, NULL, dest, &info, &err), 0);
+	assert_int_equal(kci_engine_workspace_stage(wt, NULL, dest, &info, &err), 0);
 	assert_string_equal(staged("a"), "b\n");
 	assert_string_equal(output("git -C dest rev-parse --abbrev-ref HEAD"), "feature\n");
 	assert_string_equal(output("git -C dest status --porcelain"), " M a\n");
@@ -341,7 +342,7 @@ test_workspace__submodules(void **state)
 			    "git -c protocol.file.allow=always submodule add -q ../inner sub && "
 			    "git commit -qm sub && echo changed > sub/i"),
 			 0);
-	assert_int_equal(kci_workspace_stage(repo, NULL, dest, &info, &err), 0);
+	assert_int_equal(kci_engine_workspace_stage(repo, NULL, dest, &info, &err), 0);
 	assert_int_equal(info.files, 1); /* .gitmodules */
 	assert_true(exists("sub"));
 	assert_false(exists("sub/i"));
@@ -350,7 +351,7 @@ test_workspace__submodules(void **state)
 	/* Staged on its own, its gitdir (.git/modules/sub) no longer points back at it. */
 	assert_int_equal(sh("rm -rf dest && mkdir dest"), 0);
 	snprintf(sub, sizeof(sub), "%s/sub", repo);
-	assert_int_equal(kci_workspace_stage(sub, NULL, dest, &info, &err), 0);
+	assert_int_equal(kci_engine_workspace_stage(sub, NULL, dest, &info, &err), 0);
 	assert_string_equal(staged("i"), "changed\n");
 	assert_string_equal(output("git -C dest status --porcelain"), " M i\n");
 }
@@ -366,7 +367,7 @@ test_workspace__destination_inside_the_tree(void **state)
 	init_repo();
 	assert_int_equal(sh("cd repo && echo a > a && mkdir stage"), 0);
 	snprintf(inner, sizeof(inner), "%s/stage", repo);
-	assert_int_equal(kci_workspace_stage(repo, NULL, inner, &info, &err), 0);
+	assert_int_equal(kci_engine_workspace_stage(repo, NULL, inner, &info, &err), 0);
 	assert_int_equal(info.files, 1);
 	assert_int_equal(sh("test -f repo/stage/a && test ! -e repo/stage/stage"), 0);
 }
@@ -382,26 +383,26 @@ test_workspace__root_from_a_subdirectory(void **state)
 	init_repo();
 	assert_int_equal(sh("mkdir -p repo/sub/dir plain && git init -q --bare bare.git"), 0);
 	snprintf(sub, sizeof(sub), "%s/sub/dir", repo);
-	assert_int_equal(kci_workspace_root(sub, &root, &err), 0);
+	assert_int_equal(kci_engine_workspace_root(sub, &root, &err), 0);
 	assert_string_equal(root, repo);
 	free(root);
 	root = NULL;
 
 	/* Staging needs the root: a subdirectory is not what git describes. */
-	assert_int_equal(kci_workspace_stage(sub, NULL, dest, &info, &err), KCI_INVALID);
+	assert_int_equal(kci_engine_workspace_stage(sub, NULL, dest, &info, &err), KCI_INVALID);
 
 	snprintf(sub, sizeof(sub), "%s/plain", dir);
-	assert_int_equal(kci_workspace_root(sub, &root, &err), 0);
+	assert_int_equal(kci_engine_workspace_root(sub, &root, &err), 0);
 	assert_string_equal(root, sub);
 	free(root);
 	root = NULL;
 
 	snprintf(sub, sizeof(sub), "%s/missing", dir);
-	assert_int_equal(kci_workspace_root(sub, &root, &err), KCI_NOTFOUND);
+	assert_int_equal(kci_engine_workspace_root(sub, &root, &err), KCI_NOTFOUND);
 	assert_null(root);
 
 	snprintf(sub, sizeof(sub), "%s/bare.git", dir);
-	assert_int_equal(kci_workspace_root(sub, &root, &err), KCI_INVALID);
+	assert_int_equal(kci_engine_workspace_root(sub, &root, &err), KCI_INVALID);
 	assert_non_null(strstr(err.msg, "bare"));
 
 	/* A config that moves the working tree out (core.worktree) must not pick what is staged. */
@@ -410,7 +411,7 @@ test_workspace__root_from_a_subdirectory(void **state)
 			 0);
 	snprintf(sub, sizeof(sub), "%s/home/dl/x/sub", dir);
 	err = (struct kci_err)KCI_ERR_INIT;
-	assert_int_equal(kci_workspace_root(sub, &root, &err), KCI_INVALID);
+	assert_int_equal(kci_engine_workspace_root(sub, &root, &err), KCI_INVALID);
 	assert_non_null(strstr(err.msg, "core.worktree"));
 	assert_null(root);
 	assert_null(root);
