@@ -28,7 +28,7 @@ MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
 MEDIA_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 SCENARIOS = ("normal", "blobstore", "redirect-cross-origin", "redirect-insecure", "flaky",
-             "retry-after-huge", "wrong-blob", "truncated-then-ok", "huge-manifest")
+             "retry-after-huge", "wrong-blob", "truncated-then-ok", "huge-manifest", "token")
 
 
 def sha256(b):
@@ -73,6 +73,7 @@ class State:
             m["annotations"] = {"org.example.padding": "x" * (5 << 20)}
             self.manifest = json.dumps(m, sort_keys=True).encode()
         self.creds = None
+        self.tokens = set()
         if args.user is not None:
             self.creds = "Basic " + base64.b64encode(
                 ("%s:%s" % (args.user, args.password)).encode()).decode()
@@ -125,7 +126,17 @@ class Handler(BaseHTTPRequestHandler):
             if m and m.group(1) in st.blobs:
                 return self.serve_blob(st.blobs[m.group(1)], send_body)
             return self.respond(404, b"no such blob\n", send_body=send_body)
-        if st.creds is not None and self.headers.get("Authorization") != st.creds:
+        if sc == "token":
+            if path == "/token":
+                return self.serve_token(send_body)
+            if self.headers.get("Authorization") not in st.tokens:
+                realm = "http://127.0.0.1:%d/token" % self.server.server_address[1]
+                repo = re.match(r"/v2/(.+)/(manifests|blobs)/", path)
+                scope = ',scope="repository:%s:pull"' % repo.group(1) if repo else ""
+                return self.respond(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"token required"}]}',
+                                    [("WWW-Authenticate", 'Bearer realm="%s",service="fakereg"%s' % (realm, scope)),
+                                     ("Content-Type", "application/json")], send_body=send_body)
+        elif st.creds is not None and self.headers.get("Authorization") != st.creds:
             return self.respond(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}',
                                 [("WWW-Authenticate", 'Basic realm="x"'),
                                  ("Content-Type", "application/json")], send_body=send_body)
@@ -171,6 +182,18 @@ class Handler(BaseHTTPRequestHandler):
         self.respond(200, st.manifest, [("Content-Type", MEDIA_MANIFEST),
                                         ("Docker-Content-Digest", sha256(st.manifest))],
                      send_body=send_body)
+
+    def serve_token(self, send_body):
+        """A token server: Basic credentials (when --user is given) buy a Bearer token."""
+        st = self.server.state
+        if st.creds is not None and self.headers.get("Authorization") != st.creds:
+            return self.respond(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}',
+                                [("WWW-Authenticate", 'Basic realm="x"')], send_body=send_body)
+        token = "tok-%d" % st.count("token")
+        with st.lock:
+            st.tokens.add("Bearer " + token)
+        self.respond(200, json.dumps({"token": token, "expires_in": 300}).encode(),
+                     [("Content-Type", "application/json")], send_body=send_body)
 
     def serve_blob(self, data, send_body):
         rng = self.headers.get("Range")
