@@ -1,10 +1,15 @@
-/* Registry credentials: docker's config.json, WWW-Authenticate challenges, token responses. */
-#include "images/registry.h"
+/*
+ * Registry credentials and the auth flow: docker's config.json,
+ * WWW-Authenticate challenges, token servers, and requests that carry the
+ * right Authorization. The transport underneath is http.c's.
+ */
+#include "images/auth.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
 #include <stddef.h>
 #include <json-c/json.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +19,7 @@
 #include "common/digest.h"
 #include "common/fs.h"
 #include "common/xalloc.h"
+#include "images/manifest.h"
 
 #define AUTH_CONFIG_MAX (1u << 20)
 #define AUTH_FIELD_MAX	4096
@@ -521,6 +527,28 @@ out:
 	return rc;
 }
 
+struct auth {
+	struct http *http;
+	char registry[256]; /* host[:port]: whose credentials, and named in messages */
+	char scope[300];    /* repository:<repo>:pull */
+	char *config_path;  /* for messages */
+	struct auth_creds creds;
+	char creds_problem[KCI_ERR_MAX]; /* why there are no credentials, if not plain absence */
+	pthread_mutex_t lock;		 /* guards everything below */
+	int basic;			 /* the registry asked for Basic: send it up front */
+	char *token_authz;		 /* "Bearer <token>" for our scope, or NULL */
+	time_t token_expires;		 /* CLOCK_MONOTONIC seconds */
+};
+
+/* Frees a string that held a credential, wiping it first. */
+static void
+free_secret(char *s)
+{
+	if (s)
+		explicit_bzero(s, strlen(s));
+	free(s);
+}
+
 /* The config path for messages, with $HOME shown as "~". */
 static char *
 path_for_humans(const char *path)
@@ -535,18 +563,42 @@ path_for_humans(const char *path)
 	return kci_xstrdup(path);
 }
 
-void
-auth_load_creds(struct registry *r, const char *config)
+static void
+load_creds(struct auth *a, const char *config)
 {
 	struct kci_err e = KCI_ERR_INIT;
 	char *path = config ? kci_xstrdup(config) : auth_config_path();
 	int rc;
 
-	r->config_path = path_for_humans(path);
-	if (path && (rc = auth_lookup(path, r->ref.registry, &r->creds, &e)) < 0 &&
-	    rc != KCI_NOTFOUND)
-		snprintf(r->creds_problem, sizeof(r->creds_problem), "%s", e.msg);
+	a->config_path = path_for_humans(path);
+	if (path && (rc = auth_lookup(path, a->registry, &a->creds, &e)) < 0 && rc != KCI_NOTFOUND)
+		snprintf(a->creds_problem, sizeof(a->creds_problem), "%s", e.msg);
 	free(path);
+}
+
+struct auth *
+auth_new(struct http *http, const char *registry, const char *repo, const char *docker_config)
+{
+	struct auth *a = kci_xcalloc(1, sizeof(*a));
+
+	a->http = http;
+	snprintf(a->registry, sizeof(a->registry), "%s", registry);
+	snprintf(a->scope, sizeof(a->scope), "repository:%s:pull", repo);
+	pthread_mutex_init(&a->lock, NULL);
+	load_creds(a, docker_config);
+	return a;
+}
+
+void
+auth_free(struct auth *a)
+{
+	if (!a)
+		return;
+	free_secret(a->token_authz);
+	auth_creds_clear(&a->creds);
+	free(a->config_path);
+	pthread_mutex_destroy(&a->lock);
+	free(a);
 }
 
 static time_t
@@ -560,65 +612,57 @@ now_s(void)
 
 /* The Authorization value to send up front (malloc'd), or NULL. */
 static char *
-authz_current(struct registry *r)
+authz_current(struct auth *a)
 {
 	char *authz = NULL;
 
-	pthread_mutex_lock(&r->lock);
-	if (r->token_authz && now_s() < r->token_expires)
-		authz = kci_xstrdup(r->token_authz);
-	else if (r->basic && r->creds.username)
-		authz = auth_basic_value(&r->creds);
-	pthread_mutex_unlock(&r->lock);
+	pthread_mutex_lock(&a->lock);
+	if (a->token_authz && now_s() < a->token_expires)
+		authz = kci_xstrdup(a->token_authz);
+	else if (a->basic && a->creds.username)
+		authz = auth_basic_value(&a->creds);
+	pthread_mutex_unlock(&a->lock);
 	return authz;
 }
 
 static void
-token_store(struct registry *r, const char *authz, long expires_in)
+token_store(struct auth *a, const char *authz, long expires_in)
 {
-	pthread_mutex_lock(&r->lock);
-	if (r->token_authz)
-		explicit_bzero(r->token_authz, strlen(r->token_authz));
-	free(r->token_authz);
-	r->token_authz = kci_xstrdup(authz);
+	pthread_mutex_lock(&a->lock);
+	free_secret(a->token_authz);
+	a->token_authz = kci_xstrdup(authz);
 	/* Renew a little early rather than race the expiry. */
-	r->token_expires = now_s() + expires_in - (expires_in > 20 ? 10 : expires_in / 2);
-	pthread_mutex_unlock(&r->lock);
+	a->token_expires = now_s() + expires_in - (expires_in > 20 ? 10 : expires_in / 2);
+	pthread_mutex_unlock(&a->lock);
 }
 
 int
-auth_unauthorized(struct registry *r, struct xfer *x, const char *server, struct kci_err *err)
+auth_unauthorized(const struct auth *a, const struct http_xfer *x, const char *server,
+		  struct kci_err *err)
 {
 	const char *status = x->status == 403 ? "403 Forbidden" : "401 Unauthorized";
 	char detail[300], user[128];
 
-	if (!r->creds.username) {
-		if (r->creds_problem[0])
+	if (!a->creds.username) {
+		if (a->creds_problem[0])
 			return kci_err_set(err, KCI_INVALID, "%s: authentication required; %s",
-					   status, r->creds_problem);
+					   status, a->creds_problem);
 		return kci_err_set(err, KCI_INVALID,
 				   "%s: authentication required (no credentials for %s in %s)",
-				   status, r->ref.registry, r->config_path);
+				   status, a->registry, a->config_path);
 	}
 	registry_errors_text(x->errbody, x->errlen, detail, sizeof(detail));
-	text_clean(user, sizeof(user), r->creds.username, strlen(r->creds.username));
-	return kci_err_set(err, KCI_INVALID,
-			   "%s: %s refused the credentials of user '%s' from %s%s%s", status,
-			   server ? server : r->ref.registry, user, r->config_path,
-			   detail[0] ? ": " : "", detail);
-}
-
-static int
-follow_step(struct registry *r, struct xfer *x, struct req *q, struct kci_err *err)
-{
-	return registry_http_follow(r, x, q, err);
+	text_clean(user, sizeof(user), a->creds.username, strlen(a->creds.username));
+	return kci_err_set(
+		err, KCI_INVALID, "%s: %s refused the credentials of user '%s' from %s%s%s", status,
+		server ? server : a->registry, user, a->config_path, detail[0] ? ": " : "", detail);
 }
 
 /* realm?service=...&scope=... with each of the challenge's scopes (or ours). */
 static char *
-token_url(struct registry *r, const struct auth_challenge *c)
+token_url(struct auth *a, const struct auth_challenge *c)
 {
-	const char *scopes = c->scope[0] ? c->scope : r->scope;
+	const char *scopes = c->scope[0] ? c->scope : a->scope;
 	char *url = kci_xasprintf("%s%c", c->realm, strchr(c->realm, '?') ? '&' : '?'), *next;
 	char *esc, *list = kci_xstrdup(scopes), *save = NULL;
 
@@ -643,68 +687,62 @@ token_url(struct registry *r, const struct auth_challenge *c)
 
 /* Gets a bearer token from the challenge's realm, with our credentials if we have any. */
 static int
-fetch_token(struct registry *r, CURL *h, const struct auth_challenge *c, char **authz,
-	    struct kci_err *err)
+fetch_token(struct auth *a, const struct auth_challenge *c, char **authz, struct kci_err *err)
 {
-	struct xfer *x = kci_xcalloc(1, sizeof(*x));
-	struct sink s = { .fd = -1, .max = AUTH_TOKEN_BODY_MAX, .hash = kci_sha256_new() };
-	char *basic = r->creds.username ? auth_basic_value(&r->creds) : NULL;
-	char *url = token_url(r, c), *token = NULL, what[160], realm[128];
-	struct req q = { .url = url, .authz = basic, .auth_origin = url, .bounded = 1, .sink = &s };
+	struct http_xfer *x = http_xfer_new(a->http);
+	struct http_sink s = { .fd = -1, .max = AUTH_TOKEN_BODY_MAX, .hash = kci_sha256_new() };
+	char *basic = a->creds.username ? auth_basic_value(&a->creds) : NULL;
+	char *url = token_url(a, c), *token = NULL, what[160], realm[128];
+	struct http_req q = { .url = url, .authz = basic, .bounded = 1, .sink = &s };
 	long expires_in = 60;
 	int rc;
 
 	text_clean(realm, sizeof(realm), c->realm, strlen(c->realm));
 	snprintf(what, sizeof(what), "token from %s", realm);
 	q.what = what;
-	x->h = h;
-	x->cancel = r->opts.cancel;
-	rc = registry_with_retries(r, x, &q, follow_step, err);
+	/* Our credentials go to the realm's origin only, never where it redirects. */
+	rc = http_with_retries(a->http, x, &q, NULL, NULL, err);
 	if (rc == 0 && (x->status == 401 || x->status == 403))
-		rc = auth_unauthorized(r, x, realm, err);
+		rc = auth_unauthorized(a, x, realm, err);
 	else if (rc == 0 && x->status != 200)
-		rc = registry_status_error(r, x, what, err);
+		rc = http_status_error(x, what, "the token server", err);
 	else if (rc == 0 &&
 		 (rc = auth_token_parse(s.buf ? s.buf : "", s.done, &token, &expires_in, err)) < 0)
 		kci_err_prefix(err, "%s", what);
 	if (rc == 0) {
 		*authz = kci_xasprintf("Bearer %s", token);
-		token_store(r, *authz, expires_in);
-		explicit_bzero(token, strlen(token));
+		token_store(a, *authz, expires_in);
 	}
-	if (basic)
-		explicit_bzero(basic, strlen(basic));
-	free(basic);
-	free(token);
+	free_secret(basic);
+	free_secret(token);
 	free(url);
 	free(s.buf);
 	kci_sha256_free(s.hash);
-	free(x);
+	http_xfer_free(a->http, x);
 	return rc;
 }
 
 static int
-authenticate(struct registry *r, struct xfer *x, char **authz, struct kci_err *err)
+authenticate(struct auth *a, const struct auth_challenge *c, int challenge_bad,
+	     const struct http_xfer *x, char **authz, struct kci_err *err)
 {
-	struct auth_challenge c = x->challenge;
-
 	/* One malformed header does not spoil a usable challenge in another. */
-	if (x->challenge_bad && c.scheme == AUTH_NONE)
+	if (challenge_bad && c->scheme == AUTH_NONE)
 		return kci_err_set(err, KCI_PROTO,
 				   "401 Unauthorized with a malformed WWW-Authenticate header");
-	switch (c.scheme) {
+	switch (c->scheme) {
 	case AUTH_BEARER:
-		if (!c.realm[0])
+		if (!c->realm[0])
 			return kci_err_set(err, KCI_PROTO,
 					   "401 Unauthorized: Bearer challenge without a realm");
-		return fetch_token(r, x->h, &c, authz, err);
+		return fetch_token(a, c, authz, err);
 	case AUTH_BASIC:
-		if (!r->creds.username)
-			return auth_unauthorized(r, x, NULL, err);
-		pthread_mutex_lock(&r->lock);
-		r->basic = 1;
-		pthread_mutex_unlock(&r->lock);
-		*authz = auth_basic_value(&r->creds);
+		if (!a->creds.username)
+			return auth_unauthorized(a, x, NULL, err);
+		pthread_mutex_lock(&a->lock);
+		a->basic = 1;
+		pthread_mutex_unlock(&a->lock);
+		*authz = auth_basic_value(&a->creds);
 		return 0;
 	default:
 		return kci_err_set(err, KCI_PROTO,
@@ -712,30 +750,57 @@ authenticate(struct registry *r, struct xfer *x, char **authz, struct kci_err *e
 	}
 }
 
-/* One registry request: with the cached credentials, and once more after a 401's challenge. */
-int
-auth_request_step(struct registry *r, struct xfer *x, struct req *q, struct kci_err *err)
+/* The challenges of the response being received; forgotten when a new one starts. */
+struct challenge_seen {
+	struct auth_challenge c;
+	int bad;
+};
+
+static void
+on_challenge(void *ctx, const char *name, size_t nlen, const char *value, size_t vlen)
 {
-	char *authz = authz_current(r);
+	struct challenge_seen *seen = ctx;
+	struct kci_err e = KCI_ERR_INIT;
+
+	if (!name)
+		memset(seen, 0, sizeof(*seen));
+	else if (nlen == 16 && !strncasecmp(name, "www-authenticate", 16) &&
+		 auth_challenge_parse(value, vlen, &seen->c, &e) < 0)
+		seen->bad = 1;
+}
+
+/* One attempt: with the cached credentials, and once more after a 401's challenge. */
+static int
+request_step(void *ctx, struct http_xfer *x, struct http_req *q, struct kci_err *err)
+{
+	struct auth *a = ctx;
+	struct challenge_seen seen = { 0 };
+	char *authz = authz_current(a);
 	int rc;
 
 	q->authz = authz;
-	rc = registry_http_follow(r, x, q, err);
+	q->on_header = on_challenge;
+	q->header_ctx = &seen;
+	rc = http_follow(a->http, x, q, err);
+	q->on_header = NULL;
+	q->header_ctx = NULL;
 	if (rc == 0 && x->status == 401 && x->same_origin) {
-		if (authz)
-			explicit_bzero(authz, strlen(authz));
-		free(authz);
+		free_secret(authz);
 		authz = NULL;
-		rc = authenticate(r, x, &authz, err);
+		rc = authenticate(a, &seen.c, seen.bad, x, &authz, err);
 		q->authz = authz;
 		if (rc == 0)
-			rc = registry_http_follow(r, x, q, err);
+			rc = http_follow(a->http, x, q, err);
 		if (rc == 0 && x->status == 401)
-			rc = auth_unauthorized(r, x, NULL, err);
+			rc = auth_unauthorized(a, x, NULL, err);
 	}
 	q->authz = NULL;
-	if (authz)
-		explicit_bzero(authz, strlen(authz));
-	free(authz);
+	free_secret(authz);
 	return rc;
+}
+
+int
+auth_request(struct auth *a, struct http_xfer *x, struct http_req *q, struct kci_err *err)
+{
+	return http_with_retries(a->http, x, q, request_step, a, err);
 }

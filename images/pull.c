@@ -3,7 +3,7 @@
  * index, and bring the manifest, config and layers into the store, each one
  * verified before it becomes visible. Layers download in parallel; blobs the
  * store already has are not fetched again, so a pull killed halfway is
- * completed by the next one.
+ * completed by the next one, which also sweeps the killed one's temp blobs.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -201,6 +201,8 @@ kci_image_pull(struct kci_images *im, const char *ref_s, const struct kci_pull_o
 	if ((rc = store_gc_lock(im->store, 0, err)) < 0)
 		goto fail;
 	locked = 1;
+	/* A pull killed mid-blob left its temp file; only a dead writer's go, so this is safe. */
+	store_sweep_orphans(im->store);
 	if ((rc = fetch_manifest(&p, &ref, &man, err)) < 0 ||
 	    (rc = manifest_parse(man.body, man.len, man.media_type, &m, err)) < 0)
 		goto fail;

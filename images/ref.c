@@ -10,6 +10,7 @@
 
 #include "common/xalloc.h"
 
+#include "images/http.h"
 #include "images/manifest.h"
 #include "images/registry.h"
 

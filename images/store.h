@@ -74,6 +74,13 @@ void store_gc_unlock(struct kci_store *s);
 /* Removes every blob not in `keep` (NULL-terminated digests) and stale temp files. */
 int store_sweep(struct kci_store *s, char *const *keep, uint64_t *freed, struct kci_err *err);
 
+/*
+ * Removes the temp files (blobs, index.json) of kci processes that are gone,
+ * as a pull killed mid-blob leaves them; a live writer's are never touched
+ * (kci_tmp_is_orphan), so any GC lock will do. Best effort: errors are ignored.
+ */
+void store_sweep_orphans(struct kci_store *s);
+
 typedef void (*store_bad_fn)(void *ctx, const char *digest);
 /*
  * Re-hashes every blob; *bad counts those that do not match their name (or

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "images/auth.h"
 #include "images/manifest.h"
-#include "images/registry.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

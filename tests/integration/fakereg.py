@@ -3,11 +3,18 @@
 scenario that makes the server misbehave in one documented way.
 
   fakereg.py --scenario NAME --port-file FILE --log FILE [--seed S] [--user U --password P]
-             [--blobstore http://127.0.0.1:PORT]
+             [--blobstore http://127.0.0.1:PORT] [--hold]
 
 Listens on 127.0.0.1, port chosen by the kernel and written to --port-file once listening.
 Each request is logged as one line: METHOD PATH auth=yes|no status=N [note].
 The image (served as any repo, any tag) is deterministic for a given --seed.
+
+--hold stalls every whole GET of the layer: the server sends the first half and then holds
+the rest until released, so a test can act while a client is certainly mid-transfer. A held
+transfer ends when released (the rest is sent, logged "released") or when its client hangs
+up (logged "client-gone-at=N"). Two control paths, never logged:
+  GET /_fakereg/held      one line "SENT TOTAL PATH" per transfer held now, client connected
+  GET /_fakereg/release   sends the rest of every held transfer; later GETs are not held
 """
 import argparse
 import base64
@@ -18,6 +25,7 @@ import json
 import os
 import random
 import re
+import select
 import socket
 import sys
 import tarfile
@@ -28,7 +36,7 @@ MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
 MEDIA_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 SCENARIOS = ("normal", "blobstore", "redirect-cross-origin", "redirect-insecure", "flaky",
-             "retry-after-huge", "wrong-blob", "truncated-then-ok", "huge-manifest")
+             "retry-after-huge", "wrong-blob", "truncated-then-ok", "huge-manifest", "token")
 
 
 def sha256(b):
@@ -73,6 +81,9 @@ class State:
             m["annotations"] = {"org.example.padding": "x" * (5 << 20)}
             self.manifest = json.dumps(m, sort_keys=True).encode()
         self.creds = None
+        self.tokens = set()
+        self.held = {}  # live held transfers: id -> "SENT TOTAL PATH"
+        self.released = threading.Event()
         if args.user is not None:
             self.creds = "Basic " + base64.b64encode(
                 ("%s:%s" % (args.user, args.password)).encode()).decode()
@@ -120,12 +131,24 @@ class Handler(BaseHTTPRequestHandler):
         st = self.server.state
         sc = st.args.scenario
         path = self.path.split("?", 1)[0]
+        if path.startswith("/_fakereg/"):
+            return self.control(path)
         if sc == "blobstore":
             m = re.search(r"(sha256:[0-9a-f]{64})$", path)
             if m and m.group(1) in st.blobs:
                 return self.serve_blob(st.blobs[m.group(1)], send_body)
             return self.respond(404, b"no such blob\n", send_body=send_body)
-        if st.creds is not None and self.headers.get("Authorization") != st.creds:
+        if sc == "token":
+            if path == "/token":
+                return self.serve_token(send_body)
+            if self.headers.get("Authorization") not in st.tokens:
+                realm = "http://127.0.0.1:%d/token" % self.server.server_address[1]
+                repo = re.match(r"/v2/(.+)/(manifests|blobs)/", path)
+                scope = ',scope="repository:%s:pull"' % repo.group(1) if repo else ""
+                return self.respond(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"token required"}]}',
+                                    [("WWW-Authenticate", 'Bearer realm="%s",service="fakereg"%s' % (realm, scope)),
+                                     ("Content-Type", "application/json")], send_body=send_body)
+        elif st.creds is not None and self.headers.get("Authorization") != st.creds:
             return self.respond(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}',
                                 [("WWW-Authenticate", 'Basic realm="x"'),
                                  ("Content-Type", "application/json")], send_body=send_body)
@@ -152,6 +175,9 @@ class Handler(BaseHTTPRequestHandler):
             if sc == "truncated-then-ok" and digest == st.layer and send_body \
                     and st.count("layer-get") == 1:
                 return self.serve_truncated(data)
+            if st.args.hold and digest == st.layer and send_body and "Range" not in self.headers \
+                    and not st.released.is_set():
+                return self.serve_held(data)
             return self.serve_blob(data, send_body)
         return self.respond(404, b'{"errors":[{"code":"NOT_FOUND","message":"unknown"}]}',
                             [("Content-Type", "application/json")], send_body=send_body)
@@ -171,6 +197,78 @@ class Handler(BaseHTTPRequestHandler):
         self.respond(200, st.manifest, [("Content-Type", MEDIA_MANIFEST),
                                         ("Docker-Content-Digest", sha256(st.manifest))],
                      send_body=send_body)
+
+    def control(self, path):
+        st = self.server.state
+        if path == "/_fakereg/held":
+            with st.lock:
+                body = "".join(line + "\n" for line in st.held.values()).encode()
+        elif path == "/_fakereg/release":
+            st.released.set()
+            body = b"released\n"
+        else:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def client_gone(self):
+        """Whether the client has hung up (EOF or reset), without consuming what it sent."""
+        readable, _, _ = select.select([self.connection], [], [], 0)
+        if not readable:
+            return False
+        try:
+            return self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
+    def serve_held(self, data):
+        st = self.server.state
+        half = len(data) // 2
+        line = "%s %s auth=%s status=200" % (
+            self.command, self.path, "yes" if self.headers.get("Authorization") else "no")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.close_connection = True
+        try:
+            self.wfile.write(data[:half])
+            self.wfile.flush()
+        except OSError:
+            return st.log(line + " client-gone-at=0")
+        st.log(line + " held-at=%d" % half)
+        key = object()
+        with st.lock:
+            st.held[key] = "%d %d %s" % (half, len(data), self.path)
+        try:
+            while not st.released.wait(0.05):
+                if self.client_gone():
+                    return st.log(line + " client-gone-at=%d" % half)
+            try:
+                self.wfile.write(data[half:])
+                self.wfile.flush()
+                st.log(line + " released")
+            except OSError:
+                st.log(line + " client-gone-at=%d" % half)
+        finally:
+            with st.lock:
+                del st.held[key]
+
+    def serve_token(self, send_body):
+        """A token server: Basic credentials (when --user is given) buy a Bearer token."""
+        st = self.server.state
+        if st.creds is not None and self.headers.get("Authorization") != st.creds:
+            return self.respond(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}',
+                                [("WWW-Authenticate", 'Basic realm="x"')], send_body=send_body)
+        token = "tok-%d" % st.count("token")
+        with st.lock:
+            st.tokens.add("Bearer " + token)
+        self.respond(200, json.dumps({"token": token, "expires_in": 300}).encode(),
+                     [("Content-Type", "application/json")], send_body=send_body)
 
     def serve_blob(self, data, send_body):
         rng = self.headers.get("Range")
@@ -212,6 +310,7 @@ def main():
     ap.add_argument("--user")
     ap.add_argument("--password")
     ap.add_argument("--blobstore")
+    ap.add_argument("--hold", action="store_true")
     args = ap.parse_args()
     if args.scenario == "redirect-cross-origin" and (not args.blobstore or args.user is None):
         ap.error("redirect-cross-origin needs --blobstore and --user/--password")

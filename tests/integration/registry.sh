@@ -2,6 +2,8 @@
 # 127.0.0.1, with its storage in a temp dir. Source after lib.sh.
 #   start_registry [USER PASS]   sets REG (host:port) and REG_DATA; basic auth when given
 #   push LAYOUT TAG NAME:TAG     pushes an OCI layout with skopeo (all platforms)
+# And tests/integration/fakereg.py, for what a real registry cannot be made to do on cue:
+#   start_fakereg SEED [ARGS...] sets FAKE (host:port) and FAKE_LOG; ARGS go to fakereg.py
 
 start_registry() {
 	local dir port
@@ -38,6 +40,35 @@ stop_registry() {
 	fi
 	if [ -n "${REG_DIR:-}" ]; then rm -rf "$REG_DIR"; fi
 	REG_PID=
+}
+
+start_fakereg() {
+	local seed=$1 dir
+	shift
+	dir=$(mktemp -d)
+	python3 "$(dirname "$KCI_TEST_LIB")/fakereg.py" --port-file "$dir/port" --log "$dir/log" \
+		--seed "$seed" "$@" 2>"$dir/err" &
+	FAKE_PID=$!
+	FAKE_DIR=$dir
+	FAKE_LOG=$dir/log
+	for _ in $(seq 1 400); do
+		if [ -s "$dir/port" ]; then
+			FAKE="127.0.0.1:$(cat "$dir/port")"
+			return 0
+		fi
+		sleep 0.05
+	done
+	fail "fake registry did not start: $(cat "$dir/err")"
+	return 1
+}
+
+stop_fakereg() {
+	if [ -n "${FAKE_PID:-}" ]; then
+		kill "$FAKE_PID" 2>/dev/null || true
+		wait "$FAKE_PID" 2>/dev/null || true
+	fi
+	if [ -n "${FAKE_DIR:-}" ]; then rm -rf "$FAKE_DIR"; fi
+	FAKE_PID= FAKE_DIR=
 }
 
 push() {

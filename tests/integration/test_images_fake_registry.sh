@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # A misbehaving registry (tests/integration/fakereg.py): cross-origin redirects get no
 # credentials, insecure redirects are refused, 503s are retried, a huge Retry-After fails
-# fast, a wrong blob is rejected and kept out of the store, a cut transfer is resumed, and
-# an oversized manifest is refused.
+# fast, a wrong blob is rejected and kept out of the store, a cut transfer is resumed, an
+# oversized manifest is refused, and a Bearer token is fetched once with Basic credentials.
 . "${KCI_TEST_LIB:-$(dirname "$0")/lib.sh}"
 fakereg="$(dirname "${KCI_TEST_LIB:-$0}")/fakereg.py"
 work=$(mktemp -d)
@@ -117,3 +117,19 @@ expect_eq "huge manifest: status" 125 "$status"
 expect_match "huge manifest: message about size" "larger than [0-9]+ bytes|too large" "$err"
 echo "huge manifest message: $err"
 stop_servers
+
+# 8. Bearer tokens: the challenge's realm gets the credentials, the token serves every request.
+start_server token token --user builder --password s3cret
+export DOCKER_CONFIG="$work/docker"
+echo '{"auths":{"127.0.0.1:'"$PORT"'":{"auth":"'"$(printf 'builder:s3cret' | base64)"'"}}}' \
+	>"$DOCKER_CONFIG/config.json"
+run_kci pull "127.0.0.1:$PORT/test/fake:1"
+expect_eq "token: status" 0 "$status"
+[ "$status" -eq 0 ] || echo "stderr: $err"
+expect_eq "token: one token for the whole pull, bought with credentials" \
+	"GET /token?service=fakereg&scope=repository%3Atest%2Ffake%3Apull auth=yes status=200" \
+	"$(grep '^GET /token' "$work/token.log")"
+expect_eq "token: every blob fetched with it" "2" \
+	"$(grep -c '^GET /v2/test/fake/blobs/.* auth=yes status=200' "$work/token.log")"
+stop_servers
+unset DOCKER_CONFIG

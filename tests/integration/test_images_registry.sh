@@ -4,7 +4,9 @@
 . "${KCI_TEST_LIB:-$(dirname "$0")/lib.sh}"
 . "$(dirname "$KCI_TEST_LIB")/registry.sh"
 work=$(mktemp -d)
-trap 'rc=$?; stop_registry; rm -rf "$work"; (exit $rc); finish' EXIT
+pull_pid=
+trap 'rc=$?; [ -z "$pull_pid" ] || kill -9 "$pull_pid" 2>/dev/null || true; stop_fakereg
+	stop_registry; rm -rf "$work"; (exit $rc); finish' EXIT
 start_registry
 bb="$KCI_GUEST_DIR/busybox"
 
@@ -62,33 +64,86 @@ if [ -e "$KCI_HOME/store/blobs/sha256/${layer#sha256:}" ]; then fail "tampered b
 run_kci images --verify
 expect_eq "store verifies after tampering" 0 "$status"
 
-# kill -9 in the middle of a pull, then pull again: success and a clean store.
-mkimage "$work/big" '{"tag":"1","layers":[{"compression":"none","entries":[{"name":"big1","random_bytes":60000000}]},
- {"compression":"none","entries":[{"name":"big2","random_bytes":60000000}]}]}' >/dev/null
-push "$work/big" 1 test/big:1
-"$KCI" pull "$REG/test/big:1" >/dev/null 2>&1 &
-pid=$!
-sleep 0.4
-kill -9 "$pid" 2>/dev/null || true
-wait "$pid" 2>/dev/null || true
-# Ctrl-C (SIGINT) instead: exit 130 and no partial blob left behind.
-"$KCI" pull "$REG/test/big:1" >/dev/null 2>&1 &
-pid=$!
-sleep 0.1
-kill -INT "$pid" 2>/dev/null || true
+# Interrupted pulls. The fake registry sends half of the layer and holds the rest until
+# released, and each signal is sent only once the pull is stalled there with every byte it
+# got in its temp blob: the signal lands mid-transfer however loaded the machine is.
+start_fakereg held --hold
+blobs="$KCI_HOME/store/blobs/sha256"
+
+# wait_for WHAT CMD...: polls CMD until it succeeds; fails the test after 120 s.
+wait_for() {
+	local what=$1 deadline=$((SECONDS + 120))
+	shift
+	until "$@"; do
+		if [ "$SECONDS" -ge "$deadline" ]; then
+			fail "timed out waiting for $what"
+			return 1
+		fi
+		sleep 0.05
+	done
+}
+
+# pull_stalled PID: PID's pull is held mid-layer and has written every byte sent to it into
+# its temp blob (its config's temp blob comes and goes before); sets held_sent and held_total.
+pull_stalled() {
+	local held
+	held=$(curl -sf "http://$FAKE/_fakereg/held" | head -n1) || return 1
+	read -r held_sent held_total _ <<<"$held"
+	[ -n "$held_sent" ] &&
+		find "$blobs" -maxdepth 1 -name ".blob.tmp-$1-*" -size "${held_sent}c" 2>/dev/null |
+		grep -q .
+}
+
+# clients_gone N: the fake registry saw the clients of N held transfers hang up.
+clients_gone() { [ "$(grep -c 'client-gone-at=' "$FAKE_LOG" 2>/dev/null)" = "$1" ]; }
+
+# Ctrl-C (SIGINT): exit 130 and no partial blob left behind.
+"$KCI" pull "$FAKE/test/held:1" >/dev/null 2>"$work/sigint.err" &
+pull_pid=$!
+wait_for "the SIGINT pull to stall mid-layer" pull_stalled "$pull_pid"
+kill -INT "$pull_pid"
 status=0
-wait "$pid" || status=$?
+wait "$pull_pid" || status=$?
 expect_eq "SIGINT pull: status" 130 "$status"
-# Its own temp blobs, that is: the kill -9'd pull's leftovers are the next sweep's.
-expect_eq "SIGINT pull: no temp blobs of its own" "" \
-	"$(ls -A "$KCI_HOME/store/blobs/sha256" | grep "tmp-$pid-" || true)"
-run_kci pull "$REG/test/big:1"
+expect_match "SIGINT pull: says so" "interrupted; partial downloads removed" "$(cat "$work/sigint.err")"
+expect_eq "SIGINT pull: no temp blobs of its own" "" "$(ls -A "$blobs" | grep "tmp-$pull_pid-" || true)"
+expect_eq "SIGINT pull: no temp blobs at all" "" "$(ls -A "$blobs" | grep tmp || true)"
+pull_pid=
+wait_for "the registry to see the SIGINT pull hang up" clients_gone 1
+
+# kill -9 mid-layer: its temp blob stays behind, to be swept once its pid is gone.
+"$KCI" pull "$FAKE/test/held:1" >/dev/null 2>&1 &
+pull_pid=$!
+wait_for "the kill -9 pull to stall mid-layer" pull_stalled "$pull_pid"
+kill -9 "$pull_pid"
+status=0
+wait "$pull_pid" 2>/dev/null || status=$?
+expect_eq "kill -9 pull: killed by SIGKILL" 137 "$status"
+if kill -0 "$pull_pid" 2>/dev/null; then fail "kill -9 pull: pid $pull_pid still exists"; else ok "kill -9 pull: pid gone"; fi
+wait_for "the registry to see the killed pull hang up" clients_gone 2
+left=$(find "$blobs" -maxdepth 1 -name ".blob.tmp-$pull_pid-*")
+expect_eq "kill -9 landed mid-transfer: its temp blob holds the $held_sent of $held_total bytes sent" \
+	"$held_sent" "$([ -n "$left" ] && stat -c %s "$left")"
+if [ "$held_sent" -gt 0 ] && [ "$held_sent" -lt "$held_total" ]; then ok "kill -9: cut mid-layer"; else fail "kill -9: sent $held_sent of $held_total"; fi
+pull_pid=
+
+# Released, the next pull completes and sweeps the dead pull's temp blob.
+curl -sf -o /dev/null "http://$FAKE/_fakereg/release"
+run_kci pull "$FAKE/test/held:1"
 expect_eq "pull after kill -9" 0 "$status"
-expect_eq "the completed pull swept the killed one's temp blobs" "" \
-	"$(ls -A "$KCI_HOME/store/blobs/sha256" | grep tmp || true)"
+[ "$status" -eq 0 ] || echo "stderr: $err"
+expect_eq "the completed pull swept the killed one's temp blobs" "" "$(ls -A "$blobs" | grep tmp || true)"
 run_kci images --verify
 expect_eq "store verifies after kill -9" 0 "$status"
 expect_match "verify counted blobs" "^[0-9]+ blobs checked, 0 corrupt" "$out"
+stop_fakereg
+
+# Two layers the size of a small real image, from the real registry, for what follows.
+mkimage "$work/big" '{"tag":"1","layers":[{"compression":"none","entries":[{"name":"big1","random_bytes":8000000}]},
+ {"compression":"none","entries":[{"name":"big2","random_bytes":8000000}]}]}' >/dev/null
+push "$work/big" 1 test/big:1
+run_kci pull "$REG/test/big:1"
+expect_eq "pull of two layers" 0 "$status"
 
 # A blob corrupted in the store: verify names it, removes it, and a pull fetches it again.
 victim=$(ls -S "$KCI_HOME/store/blobs/sha256" | head -n1)

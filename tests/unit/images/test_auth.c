@@ -12,7 +12,7 @@
 
 #include "common/err.h"
 #include "common/xalloc.h"
-#include "images/registry.h"
+#include "images/auth.h"
 
 #define HUB "registry-1.docker.io"
 

@@ -10,7 +10,7 @@
 
 #include "common/err.h"
 #include "images/images.h"
-#include "images/registry.h"
+#include "images/http.h"
 
 #define HEX64 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 

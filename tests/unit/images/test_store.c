@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -187,6 +188,64 @@ test_store__sweep_and_verify(void **state)
 	store_free(s);
 }
 
+/* A pid that no process has now: a child's, once it has been reaped. */
+static pid_t
+dead_pid(void)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(0);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	return pid;
+}
+
+static void
+touch_blob_file(const char *name)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/store/blobs/sha256/%s", dir, name);
+	assert_non_null(f = fopen(path, "w"));
+	fputs("partial", f);
+	fclose(f);
+}
+
+static void
+test_store__sweep_orphans_spares_live_writers(void **state)
+{
+	struct kci_store *s = open_store();
+	struct kci_err err = KCI_ERR_INIT;
+	struct store_writer w = { .fd = -1 };
+	char a[72], name[128], path[256];
+
+	(void)state;
+	digest_of("a blob", a);
+	assert_int_equal(store_put_bytes(s, "a blob", 6, a, &err), 0);
+	/* A pull of ours in progress, and the leftovers of a killed one. */
+	assert_int_equal(store_writer_begin(s, &w, &err), 0);
+	snprintf(name, sizeof(name), ".blob.tmp-%d-AbCdEf", (int)dead_pid());
+	touch_blob_file(name);
+	snprintf(name, sizeof(name), "%s.tmp-%d-AbCdEf", a + 7, (int)dead_pid());
+	touch_blob_file(name);
+	assert_int_equal(blob_files(), 4);
+	store_sweep_orphans(s);
+	assert_int_equal(blob_files(), 2);
+	assert_true(store_has_blob(s, a, 6));
+	assert_int_equal(access(w.tmp_path, F_OK), 0);
+	/* A killed kci's index.json temp goes too. */
+	snprintf(path, sizeof(path), "%s/store/index.json.tmp-%d-AbCdEf", dir, (int)dead_pid());
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fclose(f);
+	store_sweep_orphans(s);
+	assert_int_not_equal(access(path, F_OK), 0);
+	store_writer_abort(&w);
+	store_free(s);
+}
+
 int
 main(void)
 {
@@ -196,6 +255,8 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_store__refs_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store__sweep_and_verify, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store__sweep_orphans_spares_live_writers,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
