@@ -142,15 +142,12 @@ out:
 }
 
 int
-kci_read_file(const char *path, size_t max, char **out, size_t *len, struct kci_err *err)
+kci_read_fd(int fd, size_t max, const char *shown, char **out, size_t *len, struct kci_err *err)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	size_t have = 0, cap = 4096;
 	char *buf;
 	ssize_t n;
 
-	if (fd < 0)
-		return kci_err_sys(err, errno, "open %s", path);
 	/* Read up to max+1 bytes: one past the limit proves the file is too large. */
 	max++;
 	buf = kci_xmalloc(cap + 1);
@@ -165,25 +162,35 @@ kci_read_file(const char *path, size_t max, char **out, size_t *len, struct kci_
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			int rc = kci_err_sys(err, errno, "read %s", path);
+			int rc = kci_err_sys(err, errno, "read %s", shown);
 			free(buf);
-			close(fd);
 			return rc;
 		}
 		if (n == 0)
 			break;
 		have += (size_t)n;
 	}
-	close(fd);
 	if (have >= max) {
 		free(buf);
-		return kci_err_set(err, KCI_INVALID, "%s is larger than %zu bytes", path, max - 1);
+		return kci_err_set(err, KCI_INVALID, "%s is larger than %zu bytes", shown, max - 1);
 	}
 	buf[have] = '\0';
 	*out = buf;
 	if (len)
 		*len = have;
 	return 0;
+}
+
+int
+kci_read_file(const char *path, size_t max, char **out, size_t *len, struct kci_err *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return kci_err_sys(err, errno, "open %s", path);
+	rc = kci_read_fd(fd, max, path, out, len, err);
+	close(fd);
+	return rc;
 }
 
 int

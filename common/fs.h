@@ -29,8 +29,14 @@ int kci_tmpfile_near(const char *final, char **tmp_path, struct kci_err *err);
 /* fsyncs `fd`, renames tmp_path over final and fsyncs the directory. Closes fd. */
 int kci_commit_file(int fd, const char *tmp_path, const char *final, struct kci_err *err);
 
-/* Reads at most `max` bytes of a file into a malloc'd NUL-terminated buffer. */
+/*
+ * Reads at most `max` bytes of a file into a malloc'd NUL-terminated buffer;
+ * a larger file is KCI_INVALID ("PATH is larger than MAX bytes").
+ */
 int kci_read_file(const char *path, size_t max, char **out, size_t *len, struct kci_err *err);
+/* The same from an open fd (not closed), named `shown` in messages. */
+int kci_read_fd(int fd, size_t max, const char *shown, char **out, size_t *len,
+		struct kci_err *err);
 
 /*
  * 1 if `name` is a temp file from kci_tmpfile_near() whose process is gone:

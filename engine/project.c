@@ -83,8 +83,6 @@ load_plan(struct kci_project *p, struct kci_err *err)
 {
 	char *path = kci_xasprintf("%s%s%s/%s", p->commit ? p->tree : p->root, p->sub[0] ? "/" : "",
 				   p->sub, KCI_PIPELINE_FILE);
-	char *text = NULL;
-	size_t len;
 	int rc;
 
 	/* Messages name the file as the user knows it. */
@@ -96,16 +94,13 @@ load_plan(struct kci_project *p, struct kci_err *err)
 		p->pipeline = shown_path(file);
 		free(file);
 	}
-	rc = kci_read_file(path, KCI_PLAN_FILE_MAX, &text, &len, err);
+	rc = kci_plan_load(path, p->pipeline, &p->plan, err);
 	if (rc == KCI_NOTFOUND)
 		rc = kci_err_set(err, KCI_NOTFOUND,
 				 "no %s in %s%s%s\nA pipeline file lists the jobs to run; see "
 				 "docs/pipeline.md for its format.",
 				 KCI_PIPELINE_FILE, p->dir, p->commit ? " at " : "",
 				 p->commit ? p->commit : "");
-	else if (rc == 0)
-		rc = kci_plan_parse(text, len, p->pipeline, &p->plan, err);
-	free(text);
 	free(path);
 	return rc;
 }

@@ -55,9 +55,12 @@ struct kci_plan {
 int kci_plan_parse(const char *text, size_t len, const char *filename, struct kci_plan **out,
 		   struct kci_err *err);
 
-/* Reads and parses the file at path. KCI_NOTFOUND when it does not exist, KCI_INVALID when
- * it is too large or wrong, KCI_ERROR on other I/O failures. */
-int kci_plan_load(const char *path, struct kci_plan **out, struct kci_err *err);
+/*
+ * Reads and parses the file at path, named `shown` in messages (NULL = path).
+ * KCI_NOTFOUND when it does not exist, KCI_INVALID when it is a symlink, too
+ * large or wrong, KCI_ERROR on other I/O failures.
+ */
+int kci_plan_load(const char *path, const char *shown, struct kci_plan **out, struct kci_err *err);
 
 void kci_plan_free(struct kci_plan *p);
 

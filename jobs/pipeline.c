@@ -1,10 +1,14 @@
 /* The pipeline file (docs/pipeline.md): checks a YAML tree key by key and builds the plan. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/err.h"
+#include "common/fs.h"
 #include "common/parse.h"
 #include "common/strv.h"
 #include "common/xalloc.h"
@@ -686,6 +690,38 @@ check_cycles(const struct ctx *c)
 					    .col = c->plan->jobs[at].col },
 			    "%s", cycle.msg);
 	return 0;
+}
+
+int
+kci_plan_load(const char *path, const char *shown, struct kci_plan **out, struct kci_err *err)
+{
+	char *text = NULL;
+	size_t len;
+	int fd, rc;
+
+	if (!shown)
+		shown = path;
+	/*
+	 * Never through a symlink: a repository's .kci.yml that links to a host
+	 * file would have kci read that file and quote it in its errors.
+	 */
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ELOOP)
+		return kci_err_set(err, KCI_INVALID,
+				   "%s is a symlink; kci reads a pipeline file only when it is a "
+				   "regular file",
+				   shown);
+	if (fd < 0)
+		return kci_err_sys(err, errno, "%s", shown);
+	rc = kci_read_fd(fd, KCI_PLAN_FILE_MAX, shown, &text, &len, err);
+	close(fd);
+	if (rc == KCI_INVALID)
+		rc = kci_err_set(err, KCI_INVALID, "%s: larger than %d KiB", shown,
+				 KCI_PLAN_FILE_MAX / 1024);
+	else if (rc == 0)
+		rc = kci_plan_parse(text, len, shown, out, err);
+	free(text);
+	return rc;
 }
 
 int

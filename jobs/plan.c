@@ -39,39 +39,6 @@ kci_plan_free(struct kci_plan *p)
 	free(p);
 }
 
-int
-kci_plan_load(const char *path, struct kci_plan **out, struct kci_err *err)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	ssize_t n;
-	int fd, rc;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return kci_err_sys(err, errno, "%s", path);
-	/* One byte past the limit tells a file of exactly the limit from a larger one. */
-	buf = kci_xmalloc(KCI_PLAN_FILE_MAX + 1);
-	while (len <= KCI_PLAN_FILE_MAX &&
-	       (n = read(fd, buf + len, KCI_PLAN_FILE_MAX + 1 - len)) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = kci_err_sys(err, errno, "read %s", path);
-			goto out;
-		}
-		len += (size_t)n;
-	}
-	if (len > KCI_PLAN_FILE_MAX)
-		rc = kci_err_set(err, KCI_INVALID, "%s: larger than %d KiB", path,
-				 KCI_PLAN_FILE_MAX / 1024);
-	else
-		rc = kci_plan_parse(buf, len, path, out, err);
-out:
-	close(fd);
-	free(buf);
-	return rc;
-}
-
 static size_t
 job_index(const struct kci_plan *p, const char *name)
 {

@@ -183,7 +183,7 @@ test_plan__load_reads_file_and_bounds_size(void **state)
 	assert_non_null(f = fdopen(fd, "w"));
 	fputs("jobs:\n  a:\n    run: echo hi\n", f);
 	fclose(f);
-	assert_int_equal(kci_plan_load(path, &p, &err), 0);
+	assert_int_equal(kci_plan_load(path, NULL, &p, &err), 0);
 	assert_int_equal(p->n_jobs, 1);
 	kci_plan_free(p);
 	p = NULL;
@@ -197,13 +197,42 @@ test_plan__load_reads_file_and_bounds_size(void **state)
 	fputs(big, f);
 	fclose(f);
 	free(big);
-	assert_int_equal(kci_plan_load(path, &p, &err), KCI_INVALID);
+	assert_int_equal(kci_plan_load(path, NULL, &p, &err), KCI_INVALID);
 	assert_non_null(strstr(err.msg, "larger than 1024 KiB"));
 	assert_null(p);
 
 	unlink(path);
-	assert_int_equal(kci_plan_load(path, &p, &err), KCI_NOTFOUND);
+	assert_int_equal(kci_plan_load(path, NULL, &p, &err), KCI_NOTFOUND);
 	assert_null(p);
+}
+
+/* A .kci.yml that links elsewhere is never followed: it could name any host file. */
+static void
+test_plan__load_refuses_a_symlink(void **state)
+{
+	struct kci_err err = KCI_ERR_INIT;
+	struct kci_plan *p = NULL;
+	char dir[] = "/tmp/kci-test-plan-XXXXXX";
+	char *target, *link;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	target = kci_xasprintf("%s/target.yml", dir);
+	link = kci_xasprintf("%s/.kci.yml", dir);
+	assert_non_null(f = fopen(target, "w"));
+	fputs("jobs:\n  a:\n    run: echo hi\n", f);
+	fclose(f);
+	assert_int_equal(symlink(target, link), 0);
+	assert_int_equal(kci_plan_load(link, ".kci.yml", &p, &err), KCI_INVALID);
+	assert_string_equal(err.msg, ".kci.yml is a symlink; kci reads a pipeline file only when "
+				     "it is a regular file");
+	assert_null(p);
+	unlink(link);
+	unlink(target);
+	rmdir(dir);
+	free(link);
+	free(target);
 }
 
 int
@@ -217,6 +246,7 @@ main(void)
 		cmocka_unit_test(test_plan__file_names_are_safe_unique_and_selectable),
 		cmocka_unit_test(test_plan__select_unknown_suggests),
 		cmocka_unit_test(test_plan__load_reads_file_and_bounds_size),
+		cmocka_unit_test(test_plan__load_refuses_a_symlink),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
