@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -290,21 +289,6 @@ make_qmp(struct kci_vm *vm, struct kci_err *err)
 		return rc;
 	}
 	return fd;
-}
-
-void
-child_detach(pid_t parent)
-{
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	/* kci died between fork and prctl: nobody would ever kill this child. */
-	if (getppid() != parent)
-		_exit(127);
-	/* Own process group: the terminal's Ctrl-C reaches kci, which decides what to do. */
-	setpgid(0, 0);
-	sigset_t all;
-	sigemptyset(&all);
-	sigprocmask(SIG_SETMASK, &all, NULL);
-	signal(SIGPIPE, SIG_DFL);
 }
 
 /* In the child: put the inherited sockets at fixed numbers and exec QEMU. */
