@@ -118,11 +118,11 @@ image_load_manifest(struct kci_images *im, const char *digest, const char *media
 		return rc;
 	if ((rc = store_read_blob(im->store, m->config.digest, IMAGE_CONFIG_MAX, &body, &len,
 				  err)) < 0)
-		goto fail;
+		goto out;
 	rc = image_config_parse(body, len, cfg, err);
 	free(body);
 	if (rc < 0)
-		goto fail;
+		goto out;
 	size_t ndiff = 0;
 	while (cfg->diff_ids && cfg->diff_ids[ndiff])
 		ndiff++;
@@ -131,11 +131,10 @@ image_load_manifest(struct kci_images *im, const char *digest, const char *media
 				 "image config %s lists %zu layers (diff_ids), the manifest %zu",
 				 m->config.digest, ndiff, m->n_layers);
 		kci_image_config_clear(cfg);
-		goto fail;
 	}
-	return 0;
-fail:
-	manifest_clear(m);
+out:
+	if (rc < 0)
+		manifest_clear(m);
 	return rc;
 }
 

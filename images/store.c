@@ -98,28 +98,25 @@ store_open(struct kci_store **out, const char *dir, struct kci_err *err)
 	s->blobs = kci_xasprintf("%s/blobs/sha256", dir);
 	s->gc_fd = -1;
 	if ((rc = kci_mkdir_p(s->blobs, 0700, err)) < 0)
-		goto fail;
+		goto out;
 	layout = kci_xasprintf("%s/oci-layout", dir);
 	index = kci_xasprintf("%s/index.json", dir);
 	if ((rc = create_once(layout, "{\"imageLayoutVersion\":\"1.0.0\"}", err)) < 0 ||
 	    (rc = create_once(index, "{\"schemaVersion\":2,\"manifests\":[]}", err)) < 0)
-		goto fail;
+		goto out;
 	lock = kci_xasprintf("%s/gc.lock", dir);
 	if ((s->gc_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
 		rc = kci_err_sys(err, errno, "open %s", lock);
-		goto fail;
+		goto out;
 	}
-	free(layout);
-	free(lock);
-	free(index);
 	*out = s;
-	return 0;
-fail:
+	s = NULL;
+out:
 	free(layout);
 	free(lock);
 	free(index);
 	store_free(s);
-	return kci_err_prefix(err, "image store %s", dir);
+	return rc < 0 ? kci_err_prefix(err, "image store %s", dir) : 0;
 }
 
 void
@@ -235,20 +232,20 @@ store_writer_commit(struct kci_store *s, struct store_writer *w, const char *dig
 	int rc;
 
 	if ((rc = store_blob_path(s, digest, &path, err)) < 0)
-		goto fail;
+		goto out;
 	if (!verified) {
 		if ((rc = hash_file(w->tmp_path, actual, &actual_size, err)) < 0)
-			goto fail;
+			goto out;
 		if (strcmp(actual, digest) != 0) {
 			rc = kci_err_set(err, KCI_DIGEST,
 					 "blob %s: digest mismatch (content is %s)", digest,
 					 actual);
-			goto fail;
+			goto out;
 		}
 		if (size >= 0 && actual_size != size) {
 			rc = kci_err_set(err, KCI_DIGEST, "blob %s: size %lld, expected %lld",
 					 digest, (long long)actual_size, (long long)size);
-			goto fail;
+			goto out;
 		}
 	}
 	(void)fchmod(w->fd, 0444);
@@ -256,10 +253,9 @@ store_writer_commit(struct kci_store *s, struct store_writer *w, const char *dig
 	w->fd = -1;
 	free(w->tmp_path);
 	w->tmp_path = NULL;
-	free(path);
-	return rc;
-fail:
-	store_writer_abort(w);
+out:
+	if (w->tmp_path)
+		store_writer_abort(w);
 	free(path);
 	return rc;
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fails when two source files call into each other (STYLE.md: move the shared piece down a
+"""Fails when two source files call into each other (docs/conventions.md: move the shared piece down a
 level, or give the callee a narrow context). Reads the symbols of the built objects with nm:
 a file 'uses' another when it references a global symbol the other defines.
 usage: check_circles.py BUILD_DIR"""

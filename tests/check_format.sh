@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fails when a C file differs from what .clang-format says it should be (STYLE.md).
+# Fails when a C file differs from what .clang-format says it should be (docs/conventions.md).
 set -euo pipefail
 root=${1:-.}
 cd "$root"

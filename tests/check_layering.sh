@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fails when a module includes a header from a module it may not depend on (STYLE.md):
+# Fails when a module includes a header from a module it may not depend on (docs/conventions.md):
 # common <- agent; common <- jobs, images, vm; engine uses those; runner may use them all.
 set -u
 root=${1:-.}

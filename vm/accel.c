@@ -1,7 +1,8 @@
 /*
  * Accelerator choice. /dev/kvm alone is not proof of hardware
  * virtualization: on PVM hosts it exists but cannot run stock kernels
- * (see MACHINE-NOTES.md), so KVM is chosen only with vmx/svm in the CPU flags.
+ * (docs/conventions.md, "Facts about hosts"), so KVM is chosen only with
+ * vmx/svm in the CPU flags.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -192,21 +192,22 @@ cache_key(const char *agent, const struct kci_guest *g, char **mods, char **net_
 	  struct kci_err *err)
 {
 	struct kci_sha256 *h = kci_sha256_new();
-	char hex[65];
+	char hex[65], *key = NULL;
 
 	kci_sha256_update(h, INITRAMFS_RECIPE, sizeof(INITRAMFS_RECIPE));
 	kci_sha256_update(h, kci_guest_release(g), strlen(kci_guest_release(g)) + 1);
 	if (kci_sha256_update_file(h, agent, err) < 0 || hash_modules(h, g, mods, err) < 0)
-		goto fail;
+		goto out;
 	/* A separator, so moving a module between the two lists changes the key. */
 	kci_sha256_update(h, "net", 4);
 	if (hash_modules(h, g, net_mods, err) < 0)
-		goto fail;
-	kci_sha256_hex(h, hex);
-	return kci_xasprintf("%.20s", hex);
-fail:
+		goto out;
+	kci_sha256_hex(h, hex); /* frees h */
+	h = NULL;
+	key = kci_xasprintf("%.20s", hex);
+out:
 	kci_sha256_free(h);
-	return NULL;
+	return key;
 }
 
 /* Adds modules to the archive and returns their "LEVEL PATH" list for the agent. */

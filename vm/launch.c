@@ -306,14 +306,14 @@ static void __attribute__((noreturn)) exec_qemu(char **argv, int console, int ag
 	qmp = fcntl(qmp, F_DUPFD, 10);
 	errfd = fcntl(errfd, F_DUPFD, 10);
 	if (net >= 0 && (net = fcntl(net, F_DUPFD, 10)) < 0)
-		goto fail;
+		goto out;
 	if (devnull < 0 || console < 0 || agent < 0 || qmp < 0 || errfd < 0 ||
 	    dup2(devnull, 0) < 0 || dup2(errfd, 1) < 0 || dup2(errfd, 2) < 0 ||
 	    dup2(console, CHILD_CONSOLE_FD) < 0 || dup2(agent, CHILD_AGENT_FD) < 0 ||
 	    dup2(qmp, CHILD_QMP_FD) < 0 || (net >= 0 && dup2(net, CHILD_NET_FD) < 0))
-		goto fail;
+		goto out;
 	execvp(argv[0], argv);
-fail:
+out:
 	e = errno;
 	(void)!write(report, &e, sizeof(e));
 	_exit(127);
@@ -380,27 +380,27 @@ kci_vm_start(struct kci_vm **out, const struct kci_vm_opts *o, struct kci_err *e
 	vm->started_ms = vm_now_ms();
 	vm->deadline_ms = o->timeout_ms > 0 ? vm->started_ms + o->timeout_ms : 0;
 	if ((rc = make_run_dir(vm, o->run_dir, err)) < 0)
-		goto fail;
+		goto out;
 	if (o->scratch_mib &&
 	    (rc = make_scratch(vm, o->cache_dir, o->scratch_mib, &scratch, err)) < 0)
-		goto fail;
+		goto out;
 	if (o->workspace && (rc = make_workspace(vm, o->workspace, &workspace, err)) < 0)
-		goto fail;
+		goto out;
 	if (o->network != KCI_VM_NET_NONE && o->network != KCI_VM_NET_NAT) {
 		rc = kci_err_set(err, KCI_INVALID, "unknown network mode %d", o->network);
-		goto fail;
+		goto out;
 	}
 	if (o->network == KCI_VM_NET_NAT &&
 	    (rc = start_net(vm, o->cache_dir, o->console_fd, &net, err)) < 0)
-		goto fail;
+		goto out;
 	if ((qmp = make_qmp(vm, err)) < 0) {
 		rc = qmp;
-		goto fail;
+		goto out;
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con) < 0 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, agent) < 0) {
 		rc = kci_err_sys(err, errno, "socketpair");
-		goto fail;
+		goto out;
 	}
 	struct qemu_cmd cmd = {
 		.qemu = o->qemu,
@@ -426,7 +426,7 @@ kci_vm_start(struct kci_vm **out, const struct kci_vm_opts *o, struct kci_err *e
 		dprintf(o->console_fd, "\n");
 	}
 	if ((rc = spawn(vm, argv, con[1], agent[1], qmp, net, err)) < 0)
-		goto fail;
+		goto out;
 	vm->console_fd = con[0];
 	vm->agent_fd = agent[0];
 	con[0] = agent[0] = -1;
@@ -435,7 +435,7 @@ kci_vm_start(struct kci_vm **out, const struct kci_vm_opts *o, struct kci_err *e
 	rc = 0;
 	*out = vm;
 	vm = NULL;
-fail:
+out:
 	for (int i = 0; i < 2; i++) {
 		if (con[i] >= 0)
 			close(con[i]);

@@ -35,7 +35,7 @@ exec_passt(int tap_fd, int log_fd, int runas, int report, pid_t parent)
 	log_fd = fcntl(log_fd, F_DUPFD, 10);
 	if (devnull < 0 || tap_fd < 0 || log_fd < 0 || dup2(devnull, 0) < 0 ||
 	    dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0 || dup2(tap_fd, CHILD_TAP_FD) < 0)
-		goto fail;
+		goto out;
 	snprintf(tap, sizeof(tap), "%d", CHILD_TAP_FD);
 	/*
 	 * IPv4 only, and no ports forwarded into the guest. The guest is told
@@ -57,7 +57,7 @@ exec_passt(int tap_fd, int log_fd, int runas, int report, pid_t parent)
 		argv[sizeof(argv) / sizeof(argv[0]) - 2] = uid;
 	}
 	execvp(argv[0], argv);
-fail:
+out:
 	e = errno;
 	(void)!write(report, &e, sizeof(e));
 	_exit(127);

@@ -95,7 +95,7 @@ qemu_argv(const struct qemu_cmd *c)
 	add2(&a, "-initrd", kci_xstrdup(c->initrd));
 	/*
 	 * Under TCG the kernel cannot calibrate the TSC against the PIT on
-	 * microvm and hangs; it must be told the frequency (MACHINE-NOTES.md).
+	 * microvm and hangs; it must be told the frequency (docs/conventions.md).
 	 */
 	if (c->accel == KCI_ACCEL_TCG && c->tsc_khz)
 		snprintf(tsc, sizeof(tsc), " tsc_early_khz=%u tsc=reliable", c->tsc_khz);
