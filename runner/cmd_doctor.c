@@ -62,6 +62,26 @@ check_tools(struct checklist *c)
 }
 
 static void
+check_jail(struct checklist *c)
+{
+	char ns[256], caps[512];
+	int root = geteuid() == 0;
+
+	kci_vm_jail_check(ns, sizeof(ns), caps, sizeof(caps));
+	check(c, strstr(ns, "not available") == NULL, "jail", ns,
+	      "sysctl -w kernel.unprivileged_userns_clone=1 (or run kci as root)");
+	/* Without root a cgroup is a bonus the host may not grant; as root it is required. */
+	if (root || strstr(caps, "cgroup v"))
+		check(c, strstr(caps, "cgroup v") != NULL, "limits", caps,
+		      "mount cgroup2 on /sys/fs/cgroup, or the memory, pids and cpu v1 "
+		      "hierarchies");
+	else
+		printf("  %s %-13s %s\n", "[warn]", "limits",
+		       "no cgroup is delegated to you: a VM's memory and CPU are capped only by "
+		       "QEMU's -m and -smp (run as root for cgroup caps)");
+}
+
+static void
 check_guest(struct checklist *c, const char *home)
 {
 	struct kci_err err = KCI_ERR_INIT;
@@ -139,6 +159,7 @@ kci_cmd_doctor(int argc, char **argv)
 	else
 		check(&c, 1, "accelerator", why, "");
 	check_tools(&c);
+	check_jail(&c);
 	check_store(&c, &home);
 	check_guest(&c, home);
 	printf(c.failed ? "Some checks failed; kci exec will not work until they are fixed.\n"

@@ -3,6 +3,7 @@
 #define KCI_VM_INTERNAL_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "common/err.h"
@@ -24,6 +25,7 @@ int modules_resolve(const char *dep_text, const char *const *wanted, char ***out
 
 /* The QEMU command line for a VM; fds are the numbers QEMU will see. */
 struct qemu_cmd {
+	const char *name; /* the VM's runtime dir: names the QEMU process for ps and pgrep */
 	const char *qemu, *kernel, *initrd, *rootfs, *scratch;
 	const char *workspace; /* writable disk with serial kci-work, or NULL */
 	const char *net;       /* the guest's addressing (VM_NET_ADDRESSING) with a NIC, or NULL */
@@ -80,6 +82,74 @@ void net_filter_release(void);
 void child_detach(pid_t parent);
 /* Kills and reaps passt; a pid of 0 is a no-op. */
 void passt_stop(pid_t pid);
+
+/* ---- cgroup.c: a cgroup leaf capping one VM ---- */
+
+struct cgroup;
+struct cgroup_limits {
+	uint64_t memory_bytes; /* RAM (and swap, where accounted) */
+	unsigned pids;	       /* processes and threads */
+	unsigned cpus;	       /* CPU time: this many CPUs' worth */
+};
+/*
+ * Creates the leaf `name` under kci/ in kci's own cgroup (v2 when it offers
+ * memory, pids and cpu; else the v1 hierarchies) with limits l.
+ */
+int cgroup_create(struct cgroup **out, const char *name, const struct cgroup_limits *l,
+		  struct kci_err *err);
+/* v2: an fd of the leaf for clone3(CLONE_INTO_CGROUP); -1 for v1 (use cgroup_attach). */
+int cgroup_fd(const struct cgroup *cg);
+/* Moves a running pid into the leaf of every hierarchy. 0, or -1 with errno. */
+int cgroup_attach(const struct cgroup *cg, pid_t pid);
+/* Removes the empty leaves of VMs whose kci died. */
+void cgroup_sweep(void);
+/* The leaf's path (the memory hierarchy's for v1), for messages. */
+const char *cgroup_leaf(const struct cgroup *cg);
+/* Removes the (empty) leaf; NULL is a no-op. */
+void cgroup_remove(struct cgroup *cg);
+/* Whether this host lets kci cap a VM: 0, or -1 with what is missing in `what`. */
+int cgroup_probe(char *what, size_t size);
+
+/* ---- jail.c: QEMU in namespaces, a private root, its own uid, no capabilities ---- */
+
+#define JAIL_FILES_MAX	  8
+#define VM_OVERHEAD_MIB	  768 /* QEMU's own memory on top of the guest's, in its cgroup */
+#define JAIL_FDS_MAX	  4
+#define KCI_JAIL_UID_BASE 1801650176u /* 0x6b630000: uids no account on a host uses */
+
+struct jail_file {
+	const char *host; /* the file on the host */
+	const char *name; /* its name in the jail's /vm */
+	int writable;	  /* else read-only */
+	int copy;	  /* copied into the jail (small, and not readable by its uid in place) */
+};
+
+struct jail {
+	const char *root; /* an empty dir (in the VM's runtime dir) that becomes its / */
+	const char *exe;  /* absolute path of the program; must be under /usr */
+	char **argv;	  /* with the files' jail paths: /vm/NAME */
+	struct jail_file files[JAIL_FILES_MAX];
+	size_t n_files;
+	int kvm;	       /* /dev/kvm inside */
+	int fds[JAIL_FDS_MAX]; /* become fds 3, 4, ... of the program */
+	size_t n_fds;
+	int out_fd; /* its stdout and stderr */
+	uid_t uid;  /* as root: the uid and gid it runs as (jail_uid_acquire) */
+	gid_t gid;
+	const struct cgroup *cg; /* or NULL */
+	const char *hostname;
+	pid_t pid; /* set by jail_spawn */
+	int pidfd;
+};
+
+/*
+ * Starts j->exe in the jail; returns once it has exec'd (or failed to, with
+ * the step that failed in the message). The caller reaps j->pid; j->pidfd is
+ * readable when it exits.
+ */
+int jail_spawn(struct jail *j, struct kci_err *err);
+/* A uid for one VM's QEMU, held (flock on *lock_fd) until lock_fd is closed. */
+int jail_uid_acquire(uid_t *uid, int *lock_fd, struct kci_err *err);
 
 /* Accelerator choice from /proc/cpuinfo text and whether /dev/kvm opened. */
 enum kci_accel accel_auto(const char *cpuinfo, int kvm_ok, char *why, size_t whylen);

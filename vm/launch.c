@@ -55,6 +55,7 @@ kci_vm_sweep_stale(const char *run_dir)
 	DIR *d = opendir(run_dir);
 	struct dirent *de;
 
+	cgroup_sweep();
 	if (!d)
 		return;
 	while ((de = readdir(d))) {
@@ -260,6 +261,9 @@ start_net(struct kci_vm *vm, const char *cache_dir, int log_fd, int *qemu_end, s
 		return kci_err_sys(err, errno, "socketpair");
 	rc = passt_start(sv[0], log_fd, runas, &vm->passt_pid, err);
 	close(sv[0]);
+	/* The VM's network stack counts against the VM's caps. */
+	if (rc == 0 && cgroup_attach(vm->cg, vm->passt_pid) < 0 && geteuid() == 0)
+		rc = kci_err_sys(err, errno, "cannot put passt in the VM's cgroup");
 	if (rc < 0) {
 		close(sv[1]);
 		return rc;
@@ -291,77 +295,168 @@ make_qmp(struct kci_vm *vm, struct kci_err *err)
 	return fd;
 }
 
-/* In the child: put the inherited sockets at fixed numbers and exec QEMU. */
-static void __attribute__((noreturn)) exec_qemu(char **argv, int console, int agent, int qmp,
-						int net, int errfd, int report, pid_t parent)
+/* The QEMU binary's absolute path: o->qemu, else qemu-system-x86_64 from PATH. */
+static char *
+find_qemu(const char *name)
 {
-	int devnull = open("/dev/null", O_RDONLY);
-	int e;
+	const char *path = getenv("PATH");
+	char *dirs, *save = NULL;
 
-	/* QEMU dies with kci, whatever kills kci. */
-	child_detach(parent);
-	/* dup2 order matters: move everything above the target numbers first. */
-	console = fcntl(console, F_DUPFD, 10);
-	agent = fcntl(agent, F_DUPFD, 10);
-	qmp = fcntl(qmp, F_DUPFD, 10);
-	errfd = fcntl(errfd, F_DUPFD, 10);
-	if (net >= 0 && (net = fcntl(net, F_DUPFD, 10)) < 0)
-		goto out;
-	if (devnull < 0 || console < 0 || agent < 0 || qmp < 0 || errfd < 0 ||
-	    dup2(devnull, 0) < 0 || dup2(errfd, 1) < 0 || dup2(errfd, 2) < 0 ||
-	    dup2(console, CHILD_CONSOLE_FD) < 0 || dup2(agent, CHILD_AGENT_FD) < 0 ||
-	    dup2(qmp, CHILD_QMP_FD) < 0 || (net >= 0 && dup2(net, CHILD_NET_FD) < 0))
-		goto out;
-	execvp(argv[0], argv);
-out:
-	e = errno;
-	(void)!write(report, &e, sizeof(e));
-	_exit(127);
+	if (strchr(name, '/'))
+		return realpath(name, NULL);
+	dirs = kci_xstrdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+	for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		char *cand = kci_xasprintf("%s/%s", d, name), *real;
+
+		if (access(cand, X_OK) == 0 && (real = realpath(cand, NULL))) {
+			free(cand);
+			free(dirs);
+			return real;
+		}
+		free(cand);
+	}
+	free(dirs);
+	return NULL;
+}
+
+/*
+ * A read-only input for the jail: bound in place when its uid may read it,
+ * else (a kernel or initramfs, a few MiB) copied in. Root disks are large and
+ * always kci's own cache files: those are made readable instead, as their
+ * directory (0700) already keeps other users away.
+ */
+static int
+add_ro_file(struct jail *j, const char *host, const char *name, int big, struct kci_err *err)
+{
+	struct jail_file *f = &j->files[j->n_files++];
+	struct stat st;
+
+	*f = (struct jail_file){ .host = host, .name = name };
+	if (stat(host, &st) < 0)
+		return kci_err_sys(err, errno, "%s", host);
+	if (geteuid() != 0 || (st.st_mode & S_IROTH))
+		return 0;
+	if (!big) {
+		f->copy = 1;
+		return 0;
+	}
+	if (st.st_uid != geteuid() || chmod(host, (st.st_mode & 07777) | 0444) < 0)
+		return kci_err_set(err, KCI_INVALID,
+				   "%s is not readable by QEMU's unprivileged uid (make it "
+				   "world-readable, or let kci build it)",
+				   host);
+	return 0;
 }
 
 static int
-spawn(struct kci_vm *vm, char **argv, int console, int agent, int qmp, int net, struct kci_err *err)
+add_rw_file(struct jail *j, const char *host, const char *name, struct kci_err *err)
 {
-	int errpipe[2] = { -1, -1 }, report[2] = { -1, -1 }, e = 0, rc = 0;
-	pid_t parent = getpid();
-	ssize_t n;
+	j->files[j->n_files++] = (struct jail_file){ .host = host, .name = name, .writable = 1 };
+	if (geteuid() == 0 && chown(host, j->uid, j->gid) < 0)
+		return kci_err_sys(err, errno, "chown %s", host);
+	return 0;
+}
 
-	if (pipe2(errpipe, O_CLOEXEC) < 0 || pipe2(report, O_CLOEXEC) < 0) {
+/*
+ * The cap on one VM: guest RAM plus what QEMU itself needs under TCG
+ * (translated code, device state), measured at ~215 MiB for a 256 MiB
+ * guest; threads: one per vCPU plus QEMU's workers.
+ */
+static void
+vm_limits(const struct kci_vm_opts *o, struct cgroup_limits *l)
+{
+	l->memory_bytes = (o->memory_mib + VM_OVERHEAD_MIB) << 20;
+	l->pids = 64 + 2 * o->cpus;
+	l->cpus = o->cpus;
+}
+
+/*
+ * What confines the VM's processes: as root, a uid for its QEMU and a cgroup
+ * leaf capping QEMU and passt together (required); without root, a cgroup
+ * if the host delegates one.
+ */
+static int
+make_limits(struct kci_vm *vm, const struct kci_vm_opts *o, struct kci_err *err)
+{
+	struct cgroup_limits lim;
+	int rc;
+
+	if (geteuid() == 0 && (rc = jail_uid_acquire(&vm->uid, &vm->uid_lock_fd, err)) < 0)
+		return rc;
+	vm_limits(o, &lim);
+	rc = cgroup_create(&vm->cg, strrchr(vm->dir, '/') + 1, &lim, err);
+	return geteuid() == 0 ? rc : 0;
+}
+
+/* Starts QEMU in its jail, with the sockets it needs at fixed fd numbers. */
+static int
+spawn(struct kci_vm *vm, const struct kci_vm_opts *o, struct qemu_cmd *cmd, const char *scratch,
+      const char *workspace, int console, int agent, int qmp, int net, struct kci_err *err)
+{
+	struct jail j = { .out_fd = -1, .hostname = "kci-vm", .kvm = o->accel == KCI_ACCEL_KVM };
+	int errpipe[2] = { -1, -1 }, rc = 0;
+	char *root = kci_xasprintf("%s/root", vm->dir), *exe = NULL;
+	char **argv = NULL;
+
+	if (!(exe = find_qemu(o->qemu ? o->qemu : "qemu-system-x86_64"))) {
+		rc = kci_err_set(err, KCI_NOTFOUND,
+				 "cannot run qemu-system-x86_64: not found (install "
+				 "qemu-system-x86)");
+		goto out;
+	}
+	if (mkdir(root, 0755) < 0) {
+		rc = kci_err_sys(err, errno, "mkdir %s", root);
+		goto out;
+	}
+	j.uid = vm->uid;
+	j.gid = (gid_t)vm->uid;
+	if ((rc = add_ro_file(&j, o->kernel, "vmlinuz", 0, err)) < 0 ||
+	    (rc = add_ro_file(&j, o->initrd, "initrd", 0, err)) < 0 ||
+	    (o->rootfs && (rc = add_ro_file(&j, o->rootfs, "root.ext4", 1, err)) < 0) ||
+	    (scratch && (rc = add_rw_file(&j, scratch, "scratch.ext4", err)) < 0) ||
+	    (workspace && (rc = add_rw_file(&j, workspace, "work.ext4", err)) < 0))
+		goto out;
+	cmd->kernel = "/vm/vmlinuz";
+	cmd->initrd = "/vm/initrd";
+	cmd->rootfs = o->rootfs ? "/vm/root.ext4" : NULL;
+	cmd->scratch = scratch ? "/vm/scratch.ext4" : NULL;
+	cmd->workspace = workspace ? "/vm/work.ext4" : NULL;
+	cmd->qemu = exe;
+	argv = qemu_argv(cmd);
+	if (o->console_fd >= 0) {
+		for (size_t i = 0; argv[i]; i++)
+			dprintf(o->console_fd, "%s%s", i ? " " : "kci: debug: ", argv[i]);
+		dprintf(o->console_fd, "\n");
+	}
+	if (pipe2(errpipe, O_CLOEXEC) < 0) {
 		rc = kci_err_sys(err, errno, "pipe");
 		goto out;
 	}
-	vm->pid = fork();
-	if (vm->pid < 0) {
-		vm->pid = 0;
-		rc = kci_err_sys(err, errno, "fork");
+	j.root = root;
+	j.exe = exe;
+	j.argv = argv;
+	j.fds[j.n_fds++] = console; /* CHILD_CONSOLE_FD */
+	j.fds[j.n_fds++] = agent;   /* CHILD_AGENT_FD */
+	j.fds[j.n_fds++] = qmp;	    /* CHILD_QMP_FD */
+	if (net >= 0)
+		j.fds[j.n_fds++] = net; /* CHILD_NET_FD */
+	j.out_fd = errpipe[1];
+	j.cg = vm->cg;
+	rc = jail_spawn(&j, err);
+	vm->pid = j.pid;
+	vm->pidfd = j.pidfd;
+	if (rc < 0)
 		goto out;
-	}
-	if (vm->pid == 0)
-		exec_qemu(argv, console, agent, qmp, net, errpipe[1], report[1], parent);
-	close(report[1]);
-	report[1] = -1;
-	while ((n = read(report[0], &e, sizeof(e))) < 0 && errno == EINTR)
-		;
-	if (n == sizeof(e)) {
-		rc = kci_err_sys(err, e, "cannot run %s%s", argv[0],
-				 e == ENOENT ? " (install qemu-system-x86)" : "");
-		goto out;
-	}
 	vm->stderr_fd = errpipe[0];
 	errpipe[0] = -1;
 	set_nonblock(vm->stderr_fd);
-	vm->pidfd = (int)syscall(SYS_pidfd_open, vm->pid, 0);
-	if (vm->pidfd < 0)
-		rc = kci_err_sys(err, errno, "pidfd_open");
-	else
-		fcntl(vm->pidfd, F_SETFD, FD_CLOEXEC);
 out:
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < 2; i++)
 		if (errpipe[i] >= 0)
 			close(errpipe[i]);
-		if (report[i] >= 0)
-			close(report[i]);
-	}
+	kci_strv_free(argv);
+	free(exe);
+	free(root);
 	return rc;
 }
 
@@ -371,15 +466,15 @@ kci_vm_start(struct kci_vm **out, const struct kci_vm_opts *o, struct kci_err *e
 	struct kci_vm *vm = kci_xcalloc(1, sizeof(*vm));
 	int con[2] = { -1, -1 }, agent[2] = { -1, -1 }, qmp = -1, net = -1, rc;
 	char *scratch = NULL, *workspace = NULL;
-	char **argv = NULL;
 
 	vm->pidfd = vm->agent_fd = vm->console_fd = vm->stderr_fd = vm->lock_fd = -1;
+	vm->uid_lock_fd = -1;
 	vm->console_copy_fd = o->console_fd;
 	vm->dec = kci_xmalloc(sizeof(*vm->dec));
 	kci_decoder_init(vm->dec);
 	vm->started_ms = vm_now_ms();
 	vm->deadline_ms = o->timeout_ms > 0 ? vm->started_ms + o->timeout_ms : 0;
-	if ((rc = make_run_dir(vm, o->run_dir, err)) < 0)
+	if ((rc = make_run_dir(vm, o->run_dir, err)) < 0 || (rc = make_limits(vm, o, err)) < 0)
 		goto out;
 	if (o->scratch_mib &&
 	    (rc = make_scratch(vm, o->cache_dir, o->scratch_mib, &scratch, err)) < 0)
@@ -403,12 +498,7 @@ kci_vm_start(struct kci_vm **out, const struct kci_vm_opts *o, struct kci_err *e
 		goto out;
 	}
 	struct qemu_cmd cmd = {
-		.qemu = o->qemu,
-		.kernel = o->kernel,
-		.initrd = o->initrd,
-		.rootfs = o->rootfs,
-		.scratch = scratch,
-		.workspace = workspace,
+		.name = vm->dir,
 		.net = net >= 0 ? VM_NET_ADDRESSING : NULL,
 		.accel = o->accel,
 		.cpus = o->cpus,
@@ -419,13 +509,7 @@ kci_vm_start(struct kci_vm **out, const struct kci_vm_opts *o, struct kci_err *e
 		.qmp_fd = CHILD_QMP_FD,
 		.net_fd = CHILD_NET_FD,
 	};
-	argv = qemu_argv(&cmd);
-	if (o->console_fd >= 0) {
-		for (size_t i = 0; argv[i]; i++)
-			dprintf(o->console_fd, "%s%s", i ? " " : "kci: debug: ", argv[i]);
-		dprintf(o->console_fd, "\n");
-	}
-	if ((rc = spawn(vm, argv, con[1], agent[1], qmp, net, err)) < 0)
+	if ((rc = spawn(vm, o, &cmd, scratch, workspace, con[1], agent[1], qmp, net, err)) < 0)
 		goto out;
 	vm->console_fd = con[0];
 	vm->agent_fd = agent[0];
@@ -446,7 +530,6 @@ out:
 		close(qmp);
 	if (net >= 0)
 		close(net);
-	kci_strv_free(argv);
 	free(scratch);
 	free(workspace);
 	kci_vm_free(vm);
@@ -532,6 +615,10 @@ kci_vm_free(struct kci_vm *vm)
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
+	/* QEMU is reaped: its cgroup is empty, its uid free for the next VM. */
+	cgroup_remove(vm->cg);
+	if (vm->uid_lock_fd >= 0)
+		close(vm->uid_lock_fd);
 	if (vm->dir)
 		kci_rm_rf(vm->dir, NULL);
 	if (vm->lock_fd >= 0)

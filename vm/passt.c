@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -33,8 +34,14 @@ exec_passt(int tap_fd, int log_fd, int runas, int report, pid_t parent)
 	if (log_fd < 0)
 		log_fd = devnull;
 	log_fd = fcntl(log_fd, F_DUPFD, 10);
-	if (devnull < 0 || tap_fd < 0 || log_fd < 0 || dup2(devnull, 0) < 0 ||
-	    dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0 || dup2(tap_fd, CHILD_TAP_FD) < 0)
+	report = fcntl(report, F_DUPFD_CLOEXEC, 10);
+	if (devnull < 0 || tap_fd < 0 || log_fd < 0 || report < 0 || dup2(devnull, 0) < 0 ||
+	    dup2(log_fd, 1) < 0 || dup2(log_fd, 2) < 0 || dup2(tap_fd, CHILD_TAP_FD) < 0 ||
+	    dup3(report, CHILD_TAP_FD + 1, O_CLOEXEC) < 0)
+		goto out;
+	/* Only what it is given: no fd kci or its caller happened to hold stays open. */
+	report = CHILD_TAP_FD + 1;
+	if (syscall(SYS_close_range, CHILD_TAP_FD + 2, ~0U, 0) < 0)
 		goto out;
 	snprintf(tap, sizeof(tap), "%d", CHILD_TAP_FD);
 	/*
@@ -56,7 +63,9 @@ exec_passt(int tap_fd, int log_fd, int runas, int report, pid_t parent)
 		argv[sizeof(argv) / sizeof(argv[0]) - 3] = "--runas";
 		argv[sizeof(argv) / sizeof(argv[0]) - 2] = uid;
 	}
-	execvp(argv[0], argv);
+	/* No environment: nothing of kci's (secrets included) reaches it. */
+	char *const envp[] = { NULL };
+	execvpe(argv[0], argv, envp);
 out:
 	e = errno;
 	(void)!write(report, &e, sizeof(e));

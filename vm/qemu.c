@@ -33,6 +33,22 @@ qemu_argv(const struct qemu_cmd *c)
 	char tsc[64] = "", net[96] = "";
 
 	add(&a, kci_xstrdup(c->qemu ? c->qemu : "qemu-system-x86_64"));
+	/* In the jail every path is /vm/...: the name says on the host which VM this is. */
+	if (c->name) {
+		/* QEMU option values escape a comma by doubling it. */
+		size_t n = strlen(c->name), o = 0;
+		char *v = kci_xmalloc(2 * n + 5);
+
+		memcpy(v, "kci:", 4);
+		o = 4;
+		for (size_t i = 0; i < n; i++) {
+			v[o++] = c->name[i];
+			if (c->name[i] == ',')
+				v[o++] = ',';
+		}
+		v[o] = '\0';
+		add2(&a, "-name", v);
+	}
 	/*
 	 * No option ROMs: nothing in the guest uses them. The RTC stays: without it
 	 * the guest clock starts in 1970, which breaks make and TLS.
@@ -42,7 +58,7 @@ qemu_argv(const struct qemu_cmd *c)
 		add2(&a, "-accel", kci_xstrdup("kvm"));
 		add2(&a, "-cpu", kci_xstrdup("host"));
 	} else {
-		add2(&a, "-accel", kci_xstrdup("tcg,thread=multi"));
+		add2(&a, "-accel", kci_xstrdup("tcg,thread=multi,tb-size=256"));
 	}
 	add2(&a, "-smp", kci_xasprintf("%u", c->cpus));
 	add2(&a, "-m", kci_xasprintf("%lluM", c->memory_mib));

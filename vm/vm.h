@@ -170,6 +170,13 @@ struct kci_vm_io {
 int kci_vm_exec(struct kci_vm *vm, const struct kci_run_req *req, const struct kci_vm_io *io,
 		struct kci_vm_result *res, int *canceled_by, struct kci_err *err);
 
+/*
+ * For kci doctor: how this host confines a VM's QEMU. *ns says what the jail
+ * gets (namespaces, uid), *caps how its memory, processes and CPU are
+ * capped (a cgroup). -1 when something is missing; the lines say what.
+ */
+int kci_vm_jail_check(char *ns, size_t nslen, char *caps, size_t capslen);
+
 /* Removes runtime dirs left by kci processes that died without cleaning up. */
 void kci_vm_sweep_stale(const char *run_dir);
 

@@ -18,6 +18,9 @@ struct kci_vm {
 	int console_fd;	 /* our end of the serial console socketpair (non-blocking) */
 	int stderr_fd;	 /* QEMU's stderr (non-blocking pipe) */
 	int lock_fd;	 /* flock held while the VM lives; see kci_vm_sweep_stale() */
+	int uid_lock_fd; /* holds QEMU's uid (jail_uid_acquire), as root */
+	uid_t uid;
+	struct cgroup *cg; /* QEMU's cgroup leaf, or NULL */
 	int console_copy_fd;
 	char *dir; /* private runtime dir (0700) */
 	char *qmp_path;

@@ -7,21 +7,35 @@
 
 command -v passt >/dev/null || { fail "passt is not installed (scripts/install-deps.sh)"; exit 1; }
 
-# Our passt processes: they inherit KCI_HOME from kci (passt's own command line does not
-# name it), and root can read their environment even though passt runs as nobody.
-our_passt() {
-	local pid
-	for pid in $(pgrep -f '^passt ' || true); do
-		if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "KCI_HOME=$KCI_HOME"; then
-			echo "$pid"
-		fi
+# passt gets no environment from kci, so ours are told apart by their parent: a kci started
+# here. nat_run CMD... runs kci in the background, notes the passt it starts, waits for kci,
+# and sets $passt to those pids (plus the usual $status/$out/$err).
+passt_of() { pgrep -P "$1" -f '^passt ' || true; }
+
+nat_run() {
+	local o e pid p=
+	o=$(mktemp) e=$(mktemp)
+	"$KCI" "$@" >"$o" 2>"$e" &
+	pid=$!
+	while kill -0 "$pid" 2>/dev/null; do
+		p=$(passt_of "$pid")
+		[ -n "$p" ] && break
+		sleep 0.05
 	done
+	set +e
+	wait "$pid"
+	status=$?
+	set -e
+	passt=$p out=$(cat "$o") err=$(cat "$e")
+	rm -f "$o" "$e"
 }
 
-expect_no_passt() {
-	local left
+# expect_gone WHAT PIDS: every one of PIDS has exited (waiting up to 5 s for them).
+expect_gone() {
+	local left=
 	for _ in $(seq 50); do
-		left=$(our_passt)
+		left=
+		for p in $2; do kill -0 "$p" 2>/dev/null && left="$left $p"; done
 		[ -z "$left" ] && break
 		sleep 0.1
 	done
@@ -30,10 +44,16 @@ expect_no_passt() {
 
 release=http://deb.debian.org/debian/dists/bookworm/Release
 
-run_kci exec --net nat -- sh -c "wget -q -O - $release | head -n 1"
+nat_run exec --net nat -- sh -c "wget -q -O - $release | head -n 1"
 expect_eq "nat: deb.debian.org is reachable by name" 0 "$status"
 expect_eq "nat: the Release file arrives" "Origin: Debian" "$out"
-expect_no_passt "nat"
+[ -n "$passt" ] && ok "nat: kci started passt" || fail "nat: no passt seen"
+# Nothing of kci's environment reaches passt (root can read it even as another uid).
+for p in $passt; do
+	env_of=$(tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null || true)
+	expect_eq "nat: passt has an empty environment" "" "$env_of"
+done
+expect_gone "nat" "$passt"
 
 run_kci exec --net nat -- sh -c 'ls /sys/class/net | tr "\n" " "; cat /etc/resolv.conf'
 expect_eq "nat: eth0 and lo, resolv.conf points at the forwarder" \
@@ -138,19 +158,20 @@ expect_match "nat: host loopback not reachable through the gateway" "^10.0.2.2:c
 	"$netns_out"
 expect_match "nat: 127.0.0.1 is the guest's own loopback" "^127.0.0.1:closed$" "$netns_out"
 expect_match "nat: nor through the DNS forwarder's address" "^10.0.2.3:closed$" "$netns_out"
-expect_no_passt "netns"
 
 # SIGKILL to kci: QEMU dies of its parent-death signal, then passt of its closed socket.
 "$KCI" exec --net nat -- sleep 60 >/dev/null 2>&1 &
 kci_pid=$!
-for _ in $(seq 100); do
-	[ -n "$(our_passt)" ] && pgrep -f "qemu-system.*$KCI_HOME" >/dev/null && break
+passt=
+for _ in $(seq 300); do
+	passt=$(passt_of "$kci_pid")
+	[ -n "$passt" ] && pgrep -f "qemu-system.*" -P "$kci_pid" >/dev/null && break
 	sleep 0.1
 done
-[ -n "$(our_passt)" ] && ok "passt runs while the VM does" || fail "no passt seen for the VM"
+[ -n "$passt" ] && ok "passt runs while the VM does" || fail "no passt seen for the VM"
 kill -9 "$kci_pid"
 wait "$kci_pid" 2>/dev/null || true
-expect_no_passt "after kill -9 of kci"
+expect_gone "after kill -9 of kci" "$passt"
 for _ in $(seq 50); do
 	pgrep -f "qemu-system.*$KCI_HOME" >/dev/null || break
 	sleep 0.1
