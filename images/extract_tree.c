@@ -205,8 +205,9 @@ node_split(const struct tree *t, const char *name, const struct node *of, struct
 	n->path = kci_xmalloc(len + 1);
 	if ((why = canonical(t->p, name, n->path)))
 		return split_refuse(t, n, of, why, err);
-	/* As it lands: "./d/" is d. */
-	extract_show(n->path, n->shown, sizeof(n->shown));
+	/* As it lands ("./d/" is d), where names cannot climb; in a root, as the archive has it. */
+	if (!t->p->in_root)
+		extract_show(n->path, n->shown, sizeof(n->shown));
 	if (!*n->path)
 		return 1;
 	n->buf = kci_xstrdup(n->path);
