@@ -1,7 +1,8 @@
 /*
- * Unit tests for the extractor's strict policies (images/extract*.c):
- * KCI_EXTRACT_ARTIFACTS above all, KCI_EXTRACT_LOAD, and what the confined
- * child may do under each. Layers (KCI_EXTRACT_LAYER) are test_unpack.c's.
+ * Unit tests for the extractor (images/extract*.c) under its strictest
+ * policy, KCI_EXTRACT_ARTIFACTS: names beneath the root and no symlink ever
+ * followed, clamped modes, caps. Layers are test_unpack.c's, kci load's
+ * tarballs test_load.c's, the confined child's calls test_extract_child.c's.
  * Archives are written with libarchive at test time (and once by the
  * system's tar); a canary directory next to dest must come through every
  * hostile archive unchanged. Every test runs twice: in the confined child,
@@ -22,11 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <linux/capability.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -885,151 +883,6 @@ test_extract__missing_dest(void **state)
 	assert_int_equal(mkdir(fx->dest, 0700), 0);
 }
 
-/* ---- the load policy ---- */
-
-static void
-test_extract__load_policy_files_and_dirs_only(void **state)
-{
-	struct fx *fx = *state;
-	struct kci_extract_policy p = KCI_EXTRACT_LOAD;
-	struct kci_err err = KCI_ERR_INIT;
-	struct kci_extract_stats st;
-	struct archive_entry *e;
-	struct tarw w;
-	struct stat sb;
-
-	p.confined = fx->confined;
-	tar_begin(&w);
-	put_dir(&w, "d", 0755);
-	put_file(&w, "d/x", 04755, "data");
-	put_symlink(&w, "l", "d/x");
-	put_symlink(&w, "d/out", fx->canary);
-	put_hardlink(&w, "h", "d/x");
-	e = archive_entry_new();
-	archive_entry_set_pathname(e, "dev");
-	archive_entry_set_mode(e, AE_IFCHR | 0666);
-	archive_entry_set_rdevmajor(e, 1);
-	assert_int_equal(archive_write_header(w.a, e), ARCHIVE_OK);
-	archive_entry_clear(e);
-	archive_entry_set_pathname(e, "fifo");
-	archive_entry_set_mode(e, AE_IFIFO | 0666);
-	assert_int_equal(archive_write_header(w.a, e), ARCHIVE_OK);
-	archive_entry_free(e);
-	if (extract_with(fx, tar_end(&w, 0), &p, &st, &err) != 0)
-		fail_msg("%s", err.msg);
-	assert_int_equal(lstat(dp(fx, "d"), &sb), 0);
-	assert_int_equal(sb.st_mode, S_IFDIR | 0700);
-	assert_file(fx, "d/x", "data", 4, 0600);
-	assert_int_equal(count_entries(fx->dest), 1);
-	assert_int_equal(count_entries(dp(fx, "d")), 1);
-	assert_int_equal(st.names, 2);
-	assert_int_equal(st.skipped, 5);
-	assert_canary_intact(fx);
-}
-
-/* ---- what the confined child may do under each policy ---- */
-
-enum call { MKDIR, SYMLINK, LINK, FIFO, CHOWN, SOCKET, LOCKED_DIR };
-
-/*
- * Forks, confines the child to dest for p and makes one call; returns the
- * wait status: exit 0 when the call returned at all (seccomp let it through),
- * whatever it returned; for LOCKED_DIR, only when creating a file in a 0000
- * directory failed with EACCES (no capability overrides the mode).
- */
-static int
-confined_call(const struct fx *fx, const struct kci_extract_policy *p, enum call what)
-{
-	struct kci_err err = KCI_ERR_INIT;
-	int status, root_fd, ok = 1;
-	pid_t pid = fork();
-
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		root_fd = open(fx->dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (root_fd < 0 || extract_confine(&root_fd, NULL, 0, p, &err) < 0)
-			_exit(100);
-		switch (what) {
-		case MKDIR:
-			(void)mkdirat(root_fd, "made", 0755);
-			break;
-		case SYMLINK:
-			(void)symlinkat("made", root_fd, "sym");
-			break;
-		case LINK:
-			(void)linkat(root_fd, "made", root_fd, "hard", 0);
-			break;
-		case FIFO:
-			(void)mknodat(root_fd, "fifo", S_IFIFO | 0600, 0);
-			break;
-		case CHOWN:
-			(void)fchown(root_fd, 0, 0);
-			break;
-		case SOCKET:
-			(void)socket(AF_UNIX, SOCK_STREAM, 0);
-			break;
-		case LOCKED_DIR:
-			(void)mkdirat(root_fd, "locked", 0);
-			ok = openat(root_fd, "locked/x", O_WRONLY | O_CREAT | O_CLOEXEC, 0600) <
-				     0 &&
-			     errno == EACCES;
-			break;
-		}
-		_exit(ok ? 0 : 101);
-	}
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	return status;
-}
-
-static void
-assert_allowed(const struct fx *fx, const struct kci_extract_policy *p, enum call what)
-{
-	int status = confined_call(fx, p, what);
-
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		fail_msg("%s: call %d: status %#x", p->archive, what, status);
-}
-
-static void
-assert_killed(const struct fx *fx, const struct kci_extract_policy *p, enum call what)
-{
-	int status = confined_call(fx, p, what);
-
-	if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGSYS)
-		fail_msg("%s: call %d not killed: status %#x", p->archive, what, status);
-}
-
-static void
-test_extract__sandbox_per_policy(void **state)
-{
-	static const struct kci_extract_policy artifacts = KCI_EXTRACT_ARTIFACTS,
-					       load = KCI_EXTRACT_LOAD, layer = KCI_EXTRACT_LAYER;
-	struct fx *fx = *state;
-
-	if (!fx->confined)
-		skip();
-	/* Artifacts: files, dirs and links; no nodes, owners or sockets. */
-	assert_allowed(fx, &artifacts, MKDIR);
-	assert_allowed(fx, &artifacts, SYMLINK);
-	assert_allowed(fx, &artifacts, LINK);
-	assert_killed(fx, &artifacts, FIFO);
-	assert_killed(fx, &artifacts, CHOWN);
-	assert_killed(fx, &artifacts, SOCKET);
-	/* kci load: files and dirs only. */
-	assert_killed(fx, &load, SYMLINK);
-	assert_killed(fx, &load, LINK);
-	assert_killed(fx, &load, FIFO);
-	assert_killed(fx, &load, CHOWN);
-	/* Neither keeps a capability, so root's included: a 0000 directory stays shut. */
-	if (geteuid() == 0) {
-		assert_allowed(fx, &artifacts, LOCKED_DIR);
-		assert_allowed(fx, &load, LOCKED_DIR);
-		/* Layers keep CAP_DAC_OVERRIDE, for images' read-only directories. */
-		assert_int_equal(confined_call(fx, &layer, LOCKED_DIR), 101 << 8);
-	}
-	assert_canary_intact(fx);
-}
-
 #define TEST(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 static int
@@ -1075,8 +928,6 @@ main(void)
 		TEST(test_extract__gnu_and_ustar_formats),
 		TEST(test_extract__system_tar_through_a_pipe),
 		TEST(test_extract__missing_dest),
-		TEST(test_extract__load_policy_files_and_dirs_only),
-		TEST(test_extract__sandbox_per_policy),
 	};
 	int failed;
 
