@@ -81,13 +81,16 @@ struct art_stats {
 
 /*
  * Extracts the tar archive read from fd (written by the guest: every byte is
- * hostile) into the existing empty directory `dest`. Only directories,
- * regular files, symlinks whose target is relative and stays inside dest,
- * and hardlinks to files already extracted are created, all strictly below
- * dest; anything else is refused. Errors: KCI_INVALID with "artifact PATH:
- * why" (e.g. "artifact etc: symlink to /etc leaves the workspace"), or a
- * limit ("artifacts exceed 1024 MiB"); KCI_ERROR for I/O. On error dest may
- * hold a partial tree; the caller removes it.
+ * hostile) into the existing empty directory `dest`, with images/'
+ * KCI_EXTRACT_ARTIFACTS in its confined child and lim (NULL: the maximums
+ * above). Only directories, regular files (0644, or 0755 if executable, less
+ * the umask), symlinks whose target is relative and stays inside dest, and
+ * hardlinks to files already extracted are created, all strictly below
+ * dest; anything else is refused. Errors: KCI_INVALID with "artifact 'PATH':
+ * why" (e.g. "artifact 'etc': symlink to '/etc' points outside the
+ * archive"), or a limit ("artifacts: files add up to more than 1024 MiB");
+ * KCI_ERROR for I/O. On error dest may hold a partial tree; the caller
+ * removes it.
  */
 int art_extract(int fd, const char *dest, const struct art_limits *lim, struct art_stats *st,
 		struct kci_err *err);

@@ -1,12 +1,14 @@
 /*
  * images/: OCI images from registries to verified, unpacked root filesystems.
  * Registry client (libcurl), content-addressed store (OCI image layout under
- * KCI_HOME/store), and secure layer unpacking (libarchive, confined child).
- * Everything from a registry or an archive is untrusted.
+ * KCI_HOME/store), and the one extractor of untrusted tar archives (libarchive,
+ * confined child) that image layers, `kci load` tarballs and job artifacts go
+ * through. Everything from a registry or an archive is untrusted.
  */
 #ifndef KCI_IMAGES_IMAGES_H
 #define KCI_IMAGES_IMAGES_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <signal.h>
 #include <stdint.h>
@@ -113,11 +115,155 @@ int kci_image_resolve(struct kci_images *im, const char *ref, struct kci_image_c
 		      char config_digest[72], char ***layers, struct kci_err *err);
 
 /*
- * Unpacks layers (in order) into rootfs_dir in a child process confined with
- * seccomp (no network, no exec); diff_ids are checked. Caller removes the
- * dir on failure.
+ * Unpacks layers (in order) into rootfs_dir with KCI_EXTRACT_LAYER, all in one
+ * confined child; diff_ids (may be NULL) are checked. Caller removes the dir
+ * on failure.
  */
 int kci_image_unpack(const char *rootfs_dir, const char *const *blob_paths,
 		     const char *const *diff_ids, size_t n, struct kci_err *err);
+
+/* ---- untrusted tar archives: one extractor, a policy per kind (extract*.c) ---- */
+
+/* What an entry of a kind does. */
+enum kci_extract_action {
+	KCI_EXTRACT_REFUSE, /* the archive is refused (KCI_INVALID) */
+	KCI_EXTRACT_SKIP,   /* the entry is passed over, its data unread */
+	KCI_EXTRACT_CREATE, /* the entry is created */
+};
+
+/* Which modes what is created gets. */
+enum kci_extract_modes {
+	KCI_EXTRACT_MODES_EXACT,   /* the archive's, setuid, setgid and sticky included */
+	KCI_EXTRACT_MODES_CLAMP,   /* files 0644 (0755 if the owner may run them), dirs 0755 */
+	KCI_EXTRACT_MODES_PRIVATE, /* files 0600, directories 0700 */
+};
+
+/*
+ * How to extract one kind of untrusted archive. Whatever the policy, nothing
+ * is created, changed or followed outside the destination: every parent is
+ * opened with openat2 beneath it and every final component acted on by an
+ * *at() call that does not follow symlinks. Regular files and directories
+ * are always created; the rest is as the fields say.
+ */
+struct kci_extract_policy {
+	const char *archive; /* the archive in messages: "layer", "artifacts" */
+	const char *entry;   /* one of its entries: "layer entry", "artifact" */
+	/*
+	 * Names. in_root: "/x" and "../x" land inside the root, and parents may
+	 * be symlinks the archive made, followed within it (RESOLVE_IN_ROOT), as
+	 * layers need. Otherwise such names and control characters are refused,
+	 * and no symlink is ever followed (RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS).
+	 * replace: an entry replaces whatever holds its name, a directory tree
+	 * included, as in a layer's view; otherwise only a file or a symlink of
+	 * its own kind (a tar listing a name twice), and any other clash refuses
+	 * the archive. whiteouts: OCI .wh.NAME and .wh..wh..opq hide what lower
+	 * layers put there; otherwise they are names like any other.
+	 */
+	bool in_root, replace, whiteouts;
+	/* Entry kinds; others are sockets and unknown types. */
+	enum kci_extract_action symlinks, hardlinks, devices, fifos, others;
+	bool symlinks_inside;	  /* targets relative and never above the root; else verbatim */
+	bool hardlinks_extracted; /* targets only regular files this archive created; else any
+				     non-directory beneath the root */
+	bool sparse;		  /* sparse files; else refused */
+	/*
+	 * Metadata. Clamped and private modes are applied at creation, less the
+	 * umask; exact ones afterwards. owners: the archive's uid/gid, user.*
+	 * and security.capability xattrs; otherwise the files are the caller's.
+	 * times: mtimes, directories' once the archive is done.
+	 */
+	enum kci_extract_modes modes;
+	bool owners, times;
+	/* Input: gzip or zstd (detected) besides plain tar; an empty stream as an empty archive. */
+	bool compressed, empty;
+	/*
+	 * In a forked child with a seccomp allowlist, chroot and only the
+	 * capabilities the policy needs; otherwise in the calling process.
+	 */
+	bool confined;
+	/* Caps, each refused with KCI_INVALID beyond it. */
+	uint64_t max_stream;  /* the (uncompressed) tar stream */
+	uint64_t max_bytes;   /* regular files' sizes added up, before their data is written */
+	uint64_t max_file;    /* one regular file's size */
+	uint64_t max_entries; /* tar headers */
+	uint64_t max_names;   /* names created: entries, missing parents, replacements */
+	size_t max_path;      /* entry names and link targets */
+	size_t max_xattr;     /* one xattr value */
+};
+
+/* Image layers: all an image holds (devices, owners, setuid, xattrs), with whiteouts. */
+#define KCI_EXTRACT_LAYER                                                                          \
+	{                                                                                          \
+		.archive = "layer", .entry = "layer entry", .in_root = true, .replace = true,      \
+		.whiteouts = true, .symlinks = KCI_EXTRACT_CREATE,                                 \
+		.hardlinks = KCI_EXTRACT_CREATE, .devices = KCI_EXTRACT_CREATE,                    \
+		.fifos = KCI_EXTRACT_CREATE, .others = KCI_EXTRACT_SKIP, .symlinks_inside = false, \
+		.hardlinks_extracted = false, .sparse = true, .modes = KCI_EXTRACT_MODES_EXACT,    \
+		.owners = true, .times = true, .compressed = true, .empty = false,                 \
+		.confined = true, .max_stream = 32ULL << 30, .max_bytes = UINT64_MAX,              \
+		.max_file = 32ULL << 30, .max_entries = 2000000, .max_names = 4000000,             \
+		.max_path = 4096, .max_xattr = 64 * 1024                                           \
+	}
+
+/*
+ * A `kci load` tarball (docker save, OCI layout): files and directories only,
+ * private to kci, links and nodes passed over. Size caps are the caller's to
+ * scale to the tarball.
+ */
+#define KCI_EXTRACT_LOAD                                                                           \
+	{                                                                                          \
+		.archive = "tarball", .entry = "entry", .in_root = false, .replace = false,        \
+		.whiteouts = false, .symlinks = KCI_EXTRACT_SKIP, .hardlinks = KCI_EXTRACT_SKIP,   \
+		.devices = KCI_EXTRACT_SKIP, .fifos = KCI_EXTRACT_SKIP,                            \
+		.others = KCI_EXTRACT_SKIP, .symlinks_inside = true, .hardlinks_extracted = true,  \
+		.sparse = false, .modes = KCI_EXTRACT_MODES_PRIVATE, .owners = false,              \
+		.times = false, .compressed = true, .empty = false, .confined = true,              \
+		.max_stream = 64ULL << 30, .max_bytes = 64ULL << 30, .max_file = 64ULL << 30,      \
+		.max_entries = 100000, .max_names = 100000, .max_path = 4096,                      \
+		.max_xattr = 64 * 1024                                                             \
+	}
+
+/*
+ * A job's artifacts, tar from a hostile guest: files, directories, symlinks
+ * that stay inside and hardlinks to files already extracted; modes clamped,
+ * owners never applied. The stream cap allows 64 KiB of headers per name.
+ */
+#define KCI_EXTRACT_ARTIFACTS                                                                      \
+	{                                                                                          \
+		.archive = "artifacts", .entry = "artifact", .in_root = false, .replace = false,   \
+		.whiteouts = false, .symlinks = KCI_EXTRACT_CREATE,                                \
+		.hardlinks = KCI_EXTRACT_CREATE, .devices = KCI_EXTRACT_REFUSE,                    \
+		.fifos = KCI_EXTRACT_REFUSE, .others = KCI_EXTRACT_REFUSE,                         \
+		.symlinks_inside = true, .hardlinks_extracted = true, .sparse = true,              \
+		.modes = KCI_EXTRACT_MODES_CLAMP, .owners = false, .times = true,                  \
+		.compressed = false, .empty = true, .confined = true,                              \
+		.max_stream = (1ULL << 30) + 10002ULL * 64 * 1024, .max_bytes = 1ULL << 30,        \
+		.max_file = 1ULL << 30, .max_entries = UINT64_MAX, .max_names = 10000,             \
+		.max_path = 4096, .max_xattr = 64 * 1024                                           \
+	}
+
+/* What an archive held. */
+struct kci_extract_stats {
+	uint64_t stream;	 /* uncompressed tar stream bytes */
+	uint64_t entries;	 /* tar headers, whiteouts included */
+	uint64_t names;		 /* names created */
+	uint64_t bytes;		 /* regular files' sizes */
+	uint64_t whiteouts;	 /* .wh.NAME and opaque markers applied */
+	uint64_t skipped;	 /* entries the policy passes over (and aufs metadata) */
+	uint64_t skipped_xattrs; /* not applied: by policy, or unsupported by the file system */
+};
+
+/*
+ * Extracts the tar archive read from fd into the existing directory dest, as
+ * p says (KCI_EXTRACT_LAYER, _LOAD, _ARTIFACTS, or a copy with other caps).
+ * With a digest ("sha256:<hex>", may be NULL) the whole uncompressed stream
+ * must hash to it, KCI_DIGEST otherwise. KCI_INVALID for a malformed,
+ * hostile or oversized archive, the message naming the entry ("artifact
+ * 'x': symlink to '/etc' points outside the archive"). On error dest may
+ * hold part of the tree; the caller removes it. stats (may be NULL) says
+ * what the archive held.
+ */
+int kci_image_extract(const char *dest, int fd, const struct kci_extract_policy *p,
+		      const char *digest, struct kci_extract_stats *stats, struct kci_err *err);
 
 #endif

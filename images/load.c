@@ -2,10 +2,9 @@
  * `kci load`: images from an OCI image-layout directory or a `docker save`
  * tarball. Both are untrusted: every blob is copied into the store through
  * digest verification, paths inside them are resolved beneath their root
- * with no symlinks, and a tarball is unpacked with only files and dirs.
+ * with no symlinks, and a tarball is extracted by the confined extractor
+ * with only files and dirs.
  */
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -24,8 +23,7 @@
 #include "common/xalloc.h"
 #include "images/image.h"
 
-#define LOAD_JSON_MAX	     (4u << 20)
-#define LOAD_TAR_MAX_ENTRIES 100000
+#define LOAD_JSON_MAX (4u << 20)
 
 /* Opens `rel` beneath dirfd: no escaping the root, no symlinks anywhere on the way. */
 static int
@@ -442,94 +440,28 @@ load_docker(struct kci_images *im, int dirfd, char ***refs, size_t *nrefs, struc
 }
 
 /*
- * Unpacks a tarball into dest, keeping only regular files and directories:
- * nothing in an image archive needs links or devices at this level, and
- * without them nothing inside can point outside dest.
+ * Extracts a tarball into dest with KCI_EXTRACT_LOAD, in the confined child:
+ * only regular files and directories, private to kci, so nothing inside can
+ * point outside dest; a docker save or OCI layout needs nothing else here.
  */
 static int
 extract_tar(const char *tar, const char *dest, struct kci_err *err)
 {
-	struct archive *a = archive_read_new(), *w = archive_write_disk_new();
-	struct archive_entry *e;
-	int rc = 0, r, count = 0;
-	uint64_t total = 0, max_total;
+	struct kci_extract_policy p = KCI_EXTRACT_LOAD;
+	int fd = open(tar, O_RDONLY | O_CLOEXEC), rc;
 	struct stat st;
 
-	/* A plain tar holds at most its own size; compressed, allow a generous ratio. */
-	max_total = stat(tar, &st) == 0 ? (uint64_t)st.st_size * 16 + (64u << 20) : 0;
-
-	archive_read_support_format_tar(a);
-	/* Only built-in decoders: for others libarchive would run an external program. */
-	archive_read_support_filter_gzip(a);
-	archive_read_support_filter_zstd(a);
-	archive_write_disk_set_options(
-		w, ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-			   ARCHIVE_EXTRACT_NO_OVERWRITE | ARCHIVE_EXTRACT_NO_HFS_COMPRESSION);
-	if (archive_read_open_filename(a, tar, 1 << 16) != ARCHIVE_OK) {
-		rc = kci_err_set(err, KCI_INVALID, "%s: %s", tar, archive_error_string(a));
+	if (fd < 0)
+		return kci_err_sys(err, errno, "open %s", tar);
+	if (fstat(fd, &st) < 0) {
+		rc = kci_err_sys(err, errno, "stat %s", tar);
 		goto out;
 	}
-	while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
-		mode_t type = archive_entry_filetype(e);
-		if (++count > LOAD_TAR_MAX_ENTRIES) {
-			rc = kci_err_set(err, KCI_INVALID, "%s: more than %d entries", tar,
-					 LOAD_TAR_MAX_ENTRIES);
-			goto out;
-		}
-		/*
-		 * Only plain files and dirs. A pax hardlink with data still reports
-		 * AE_IFREG, and libarchive would link to its (unprefixed, possibly
-		 * absolute) target and write through it: skip every hardlink.
-		 */
-		if ((type != AE_IFREG && type != AE_IFDIR) || archive_entry_hardlink(e) ||
-		    archive_entry_symlink(e))
-			continue;
-		/* Sparse entries cost nothing in the archive and expand on disk. */
-		if (archive_entry_sparse_count(e) > 0) {
-			rc = kci_err_set(err, KCI_INVALID, "%s: sparse entry refused", tar);
-			goto out;
-		}
-		total += archive_entry_size(e) > 0 ? (uint64_t)archive_entry_size(e) : 0;
-		if (total > max_total) {
-			rc = kci_err_set(err, KCI_INVALID,
-					 "%s: entries add up to more than %llu bytes", tar,
-					 (unsigned long long)max_total);
-			goto out;
-		}
-		const char *name = archive_entry_pathname(e);
-		if (!name || name[0] == '/') {
-			rc = kci_err_set(err, KCI_INVALID, "%s: absolute entry name refused", tar);
-			goto out;
-		}
-		/* Rooted at dest by prefix; libarchive still refuses ".." (SECURE_NODOTDOT). */
-		char *path = kci_xasprintf("%s/%s", dest, name);
-		archive_entry_set_pathname(e, path);
-		archive_entry_set_perm(e, type == AE_IFDIR ? 0700 : 0600);
-		free(path);
-		if (archive_write_header(w, e) != ARCHIVE_OK) {
-			rc = kci_err_set(err, KCI_INVALID, "%s: %s", tar, archive_error_string(w));
-			goto out;
-		}
-		if (type == AE_IFREG) {
-			const void *buf;
-			size_t len;
-			la_int64_t off;
-			while ((r = archive_read_data_block(a, &buf, &len, &off)) == ARCHIVE_OK)
-				if (archive_write_data_block(w, buf, len, off) != ARCHIVE_OK)
-					break;
-			if (r != ARCHIVE_EOF) {
-				rc = kci_err_set(err, KCI_INVALID, "%s: %s", tar,
-						 archive_error_string(a));
-				goto out;
-			}
-		}
-		archive_write_finish_entry(w);
-	}
-	if (r != ARCHIVE_EOF)
-		rc = kci_err_set(err, KCI_INVALID, "%s: %s", tar, archive_error_string(a));
+	/* A plain tar holds at most its own size; compressed, allow a generous ratio. */
+	p.max_stream = p.max_bytes = p.max_file = (uint64_t)st.st_size * 16 + (64u << 20);
+	rc = kci_image_extract(dest, fd, &p, NULL, NULL, err);
 out:
-	archive_read_free(a);
-	archive_write_free(w);
+	close(fd);
 	return rc;
 }
 

@@ -1,7 +1,8 @@
 /*
- * Unit tests for layer unpacking (images/unpack*.c). Layers are written with
- * libarchive at test time, applied in-process and through the confined child;
- * a canary outside the root must come through every hostile layer unchanged.
+ * Unit tests for layer unpacking (images/unpack.c, the extractor with
+ * KCI_EXTRACT_LAYER). Layers are written with libarchive at test time, applied
+ * in-process and through the confined child; a canary outside the root must
+ * come through every hostile layer unchanged.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -32,7 +33,7 @@
 #include "common/fs.h"
 #include "common/xalloc.h"
 #include "images/images.h"
-#include "images/unpack.h"
+#include "images/extract.h"
 
 #define CANARY_TEXT "precious\n"
 #define MTIME	    1600000000
@@ -286,14 +287,16 @@ tar_end(struct fx *fx, struct tarw *w, int filter, char diff_id[72])
 
 static int
 apply_direct(const struct fx *fx, const char *blob, const char *diff_id,
-	     const struct unpack_limits *lim, struct unpack_stats *stats, struct kci_err *err)
+	     const struct kci_extract_policy *lim, struct kci_extract_stats *stats,
+	     struct kci_err *err)
 {
+	static const struct kci_extract_policy layer = KCI_EXTRACT_LAYER;
 	int root_fd = open(fx->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int blob_fd = open(blob, O_RDONLY | O_CLOEXEC);
 	int rc;
 
 	assert_true(root_fd >= 0 && blob_fd >= 0);
-	rc = unpack_layer(root_fd, blob_fd, diff_id, lim, stats, err);
+	rc = extract_stream(root_fd, blob_fd, lim ? lim : &layer, diff_id, stats, err);
 	close(root_fd);
 	close(blob_fd);
 	return rc;
@@ -437,7 +440,7 @@ test_unpack__normal_tree(void **state)
 {
 	struct fx *fx = *state;
 	struct kci_err err = KCI_ERR_INIT;
-	struct unpack_stats stats;
+	struct kci_extract_stats stats;
 	struct tarw w;
 	char id[72], *blob;
 
@@ -793,7 +796,7 @@ test_unpack__caps(void **state)
 {
 	struct fx *fx = *state;
 	struct kci_err err = KCI_ERR_INIT;
-	struct unpack_limits lim = UNPACK_LIMITS_INIT;
+	struct kci_extract_policy lim = KCI_EXTRACT_LAYER;
 	struct archive_entry *e;
 	struct tarw w;
 	char id[72], name[32], *blob, *big = kci_xcalloc(1, 1 << 20);
@@ -816,20 +819,20 @@ test_unpack__caps(void **state)
 	blob = tar_end(fx, &w, ARCHIVE_FILTER_GZIP, id);
 	lim.max_entries = 5;
 	assert_int_equal(apply_direct(fx, blob, id, &lim, NULL, &err), KCI_INVALID);
-	assert_non_null(strstr(err.msg, "exceeds 5 entries"));
-	lim = (struct unpack_limits)UNPACK_LIMITS_INIT;
-	lim.max_bytes = 256 * 1024;
+	assert_non_null(strstr(err.msg, "layer: more than 5 entries"));
+	lim = (struct kci_extract_policy)KCI_EXTRACT_LAYER;
+	lim.max_stream = 256 * 1024;
 	assert_int_equal(apply_direct(fx, blob, id, &lim, NULL, &err), KCI_INVALID);
-	assert_non_null(strstr(err.msg, "exceeds 262144 bytes"));
-	lim = (struct unpack_limits)UNPACK_LIMITS_INIT;
+	assert_non_null(strstr(err.msg, "layer: tar stream larger than 262144 bytes"));
+	lim = (struct kci_extract_policy)KCI_EXTRACT_LAYER;
 	lim.max_path = 128;
 	assert_int_equal(apply_direct(fx, blob, id, &lim, NULL, &err), KCI_INVALID);
-	assert_non_null(strstr(err.msg, "exceeds 128-byte paths"));
-	lim = (struct unpack_limits)UNPACK_LIMITS_INIT;
+	assert_non_null(strstr(err.msg, "name longer than 128 bytes"));
+	lim = (struct kci_extract_policy)KCI_EXTRACT_LAYER;
 	lim.max_xattr = 1024;
 	assert_int_equal(apply_direct(fx, blob, id, &lim, NULL, &err), KCI_INVALID);
-	assert_non_null(strstr(err.msg, "exceeds 1024-byte xattrs"));
-	lim = (struct unpack_limits)UNPACK_LIMITS_INIT;
+	assert_non_null(strstr(err.msg, "xattr 'user.big' larger than 1024 bytes"));
+	lim = (struct kci_extract_policy)KCI_EXTRACT_LAYER;
 	if (apply_direct(fx, blob, id, &lim, NULL, &err) != 0)
 		fail_msg("%s", err.msg);
 	free(big);
@@ -868,6 +871,7 @@ test_unpack__not_a_layer(void **state)
 static int
 confined(struct fx *fx, int what)
 {
+	static const struct kci_extract_policy layer = KCI_EXTRACT_LAYER;
 	struct kci_err err = KCI_ERR_INIT;
 	int status, root_fd;
 	pid_t pid = fork();
@@ -875,7 +879,7 @@ confined(struct fx *fx, int what)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		root_fd = open(fx->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (root_fd < 0 || unpack_confine(fx->root, &root_fd, NULL, 0, &err) < 0)
+		if (root_fd < 0 || extract_confine(&root_fd, NULL, 0, &layer, &err) < 0)
 			_exit(100);
 		switch (what) {
 		case 0: /* allowed work, and the chroot hides the host's files */
