@@ -222,6 +222,21 @@ kci_sweep_orphans(const char *dir)
 		closedir(d);
 }
 
+unsigned
+kci_umask(void)
+{
+	char line[128];
+	unsigned mask = 022;
+	FILE *f = fopen("/proc/self/status", "re");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "Umask: %o", &mask) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return mask & 0777;
+}
+
 char *
 kci_exe_dir(void)
 {

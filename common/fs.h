@@ -58,6 +58,12 @@ void kci_sweep_orphans(const char *dir);
  */
 int kci_openat2(int dirfd, const char *path, int flags, uint64_t resolve);
 
+/*
+ * The process's umask, read without changing it (umask(2) cannot be read
+ * without setting it, which races other threads); 022 if unknown.
+ */
+unsigned kci_umask(void);
+
 /* Directory holding the running executable (malloc'd). */
 char *kci_exe_dir(void);
 

@@ -449,7 +449,8 @@ collect_artifacts(struct job_ctx *c, struct kci_vm *vm, char **why, enum kci_job
 	}
 	final = kci_xasprintf("%s/%s", dir, name);
 	kci_rm_rf(final, NULL);
-	(void)chmod(tmp, 0755); /* mkdtemp made it private; the artifacts are the user's */
+	/* mkdtemp made it private; the artifacts are the user's, as their umask says. */
+	(void)chmod(tmp, 0755 & ~kci_umask());
 	if (rename(tmp, final) < 0) {
 		rc = -1;
 		*why = kci_xasprintf("artifacts: rename to %s: %s", shown, strerror(errno));

@@ -511,7 +511,8 @@ kci_image_load(struct kci_images *im, const char *path, char ***refs, struct kci
 	if (S_ISDIR(st.st_mode)) {
 		rc = load_dir(im, path, hint, refs, &nrefs, err);
 	} else {
-		tmp = kci_xasprintf("%s/load-XXXXXX", store_dir(im->store));
+		/* A temp name (".tmp-<pid>-"): the next pull sweeps it if this kci is killed. */
+		tmp = kci_xasprintf("%s/load.tmp-%d-XXXXXX", store_dir(im->store), (int)getpid());
 		if (!mkdtemp(tmp)) {
 			rc = kci_err_sys(err, errno, "mkdtemp %s", tmp);
 			free(tmp);

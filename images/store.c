@@ -525,24 +525,12 @@ store_sweep(struct kci_store *s, char *const *keep, uint64_t *freed, struct kci_
 	return 0;
 }
 
-static void
-sweep_orphans_in(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *de;
-
-	while (d && (de = readdir(d)))
-		if (kci_tmp_is_orphan(de->d_name))
-			(void)unlinkat(dirfd(d), de->d_name, 0);
-	if (d)
-		closedir(d);
-}
-
 void
 store_sweep_orphans(struct kci_store *s)
 {
-	sweep_orphans_in(s->blobs);
-	sweep_orphans_in(s->dir);
+	/* Temp blobs, and the temp trees of a `kci load` killed mid-way. */
+	kci_sweep_orphans(s->blobs);
+	kci_sweep_orphans(s->dir);
 }
 
 int
