@@ -176,6 +176,10 @@ struct kci_engine_opts {
 	/* Steps' working dir and artifacts' base in the guest; NULL = /workspace. */
 	const char *workdir;
 	unsigned max_jobs; /* VMs at once; 0 = kci_engine_default_jobs() */
+	/* Time limit of a job whose pipeline sets none; 0 = KCI_ENGINE_JOB_TIMEOUT_MS. */
+	int64_t default_timeout_ms;
+	/* Bytes of output a job may print (events and log alike); 0 = KCI_ENGINE_OUTPUT_LIMIT. */
+	uint64_t output_limit;
 	/* NULL-terminated "NAME=VALUE" for every secret the plan names (kci_engine_secrets_for). */
 	char *const *secrets;
 	int console_fd; /* >= 0: every guest console is copied here (--debug) */
@@ -183,6 +187,11 @@ struct kci_engine_opts {
 	kci_event_fn event;
 	void *ctx;
 };
+
+/* A job without a `timeout:` ends after this unless the operator says otherwise. */
+#define KCI_ENGINE_JOB_TIMEOUT_MS (60LL * 60 * 1000)
+/* Output a job may print before it is failed: its events and its log alike. */
+#define KCI_ENGINE_OUTPUT_LIMIT (64ULL << 20)
 
 /* How many VMs at once by default: host CPUs and memory allow. */
 unsigned kci_engine_default_jobs(void);
@@ -211,8 +220,9 @@ int kci_engine_secrets_add_file(struct kci_secrets *s, const char *path, struct 
 int kci_engine_secrets_add_env(struct kci_secrets *s, const char *name, struct kci_err *err);
 /*
  * The values of every secret the selected jobs name, as a new NULL-terminated
- * "NAME=VALUE" vector (kci_strv_free), taken from s, else from the
- * environment. KCI_INVALID names every missing one at once.
+ * "NAME=VALUE" vector (kci_strv_free), from what s grants and nowhere else:
+ * the repository decides nothing about the host. KCI_INVALID names every
+ * secret asked for and not granted, at once.
  */
 int kci_engine_secrets_for(const struct kci_secrets *s, const struct kci_plan *p,
 			   const int *selected, char ***out, struct kci_err *err);
@@ -234,6 +244,12 @@ struct kci_workspace_info {
 	int is_git;	 /* the directory is (inside) a git repository */
 	int dirty;	 /* working-tree mode: something differs from HEAD */
 	size_t files;	 /* regular files and symlinks staged, .git excluded */
+	/*
+	 * The repository's git dir is outside its working tree and does not name
+	 * it back (a .git file pointing elsewhere): staged without .git, and this
+	 * is where it pointed. "" otherwise.
+	 */
+	char foreign_gitdir[512];
 };
 
 /*

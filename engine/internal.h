@@ -52,12 +52,20 @@ struct sched_opts {
 	unsigned max_jobs;   /* jobs running at once, >= 1 */
 	job_fn run;	     /* called on a thread of its own per job */
 	void *ctx;
+	/*
+	 * Admission: a job starts only while the summed cost of the running
+	 * jobs and its own stays within budget (a job alone always starts).
+	 * cost NULL = no budget.
+	 */
+	uint64_t (*cost)(void *ctx, size_t job);
+	uint64_t budget;
 	struct emitter *em;
 	struct cancel *cancel;
 };
 
 /*
- * Starts every selected job whose needs passed, at most max_jobs at once,
+ * Starts every selected job whose needs passed, at most max_jobs at once and
+ * within the cost budget,
  * skips (JOB_END, SKIPPED) the dependents of a job that did not pass, and
  * once canceled starts nothing more and cancels what is pending, waiting
  * for the running jobs to end. states[] gets every job's final state.
@@ -149,6 +157,8 @@ struct job_shared {
 	const char *workdir;	    /* steps' cwd with a workspace; NULL = /workspace */
 	const char *workspace_disk; /* template of every VM's /workspace, or NULL */
 	unsigned default_cpus;	    /* vCPUs of a job that does not ask for a number */
+	int64_t default_timeout_ms; /* of a job that sets none */
+	uint64_t output_limit;	    /* bytes of output per job, events and log alike */
 	int console_fd;
 };
 

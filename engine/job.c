@@ -21,8 +21,7 @@
 #include "common/xalloc.h"
 #include "engine/internal.h"
 
-#define STDERR_KEEP  2048	/* bytes of a helper command's stderr kept for messages */
-#define LOG_FILE_MAX (64 << 20) /* a job's log stops here: a flooding guest fills no disk */
+#define STDERR_KEEP 2048 /* bytes of a helper command's stderr kept for messages */
 
 struct job_ctx {
 	const struct job_shared *sh;
@@ -32,7 +31,8 @@ struct job_ctx {
 	int stream; /* the stream being fed to a logbuf */
 	struct logbuf out[3];
 	FILE *log;
-	uint64_t log_bytes; /* job output written to the log so far */
+	uint64_t out_bytes; /* output the job's steps printed so far: its budget's use */
+	int over_budget;    /* it printed more than sh->output_limit */
 	/* Artifact collection: the tar stream from the guest; a helper command's complaints. */
 	int tar_fd, tar_overflow;
 	uint64_t tar_bytes;
@@ -95,25 +95,31 @@ on_line(void *ctx, const char *line, size_t len)
 				.len = len };
 
 	emitter_send(c->sh->em, &ev);
-	if (c->log && c->log_bytes < LOG_FILE_MAX) {
+	if (c->log) {
 		fwrite(line, 1, len, c->log);
 		fputc('\n', c->log);
-		c->log_bytes += len + 1;
-		if (c->log_bytes >= LOG_FILE_MAX)
-			fprintf(c->log,
-				"kci: log truncated at %d MiB; the rest went to the events only\n",
-				LOG_FILE_MAX >> 20);
 	}
 }
 
+/*
+ * The job's output, within one budget for the events and the log alike: a
+ * guest that floods is stopped, not followed (the refusal ends its VM).
+ */
 static int
 on_output(void *ctx, int stream, const uint8_t *buf, size_t len)
 {
 	struct job_ctx *c = ctx;
 
+	if (c->over_budget)
+		return -1;
+	if (len > c->sh->output_limit - c->out_bytes) {
+		len = (size_t)(c->sh->output_limit - c->out_bytes);
+		c->over_budget = 1;
+	}
+	c->out_bytes += len;
 	c->stream = stream == 2 ? 2 : 1;
 	logbuf_feed(&c->out[c->stream], c->sh->mask, (const char *)buf, len, on_line, c);
-	return 0;
+	return c->over_budget ? -1 : 0;
 }
 
 static void
@@ -163,6 +169,21 @@ step_env(struct job_ctx *c, struct kci_err *err)
 	return env;
 }
 
+/* "64 MiB" */
+static const char *
+format_mib(char *buf, size_t size, uint64_t bytes)
+{
+	snprintf(buf, size, "%llu MiB", (unsigned long long)(bytes >> 20));
+	return buf;
+}
+
+/* The job's own timeout, else the run's default: no job runs forever. */
+static int64_t
+job_timeout(const struct job_ctx *c)
+{
+	return c->j->timeout_ms ? c->j->timeout_ms : c->sh->default_timeout_ms;
+}
+
 /*
  * Maps a failed kci_vm_exec to the job's state and a one-line reason;
  * `during` says what the job was doing ("step 'make'").
@@ -174,7 +195,7 @@ exec_failure(struct job_ctx *c, int rc, const struct kci_err *err, const char *d
 
 	if (rc == KCI_TIMEOUT) {
 		*why = kci_xasprintf("timed out after %s",
-				     kci_format_duration(d, sizeof(d), c->j->timeout_ms));
+				     kci_format_duration(d, sizeof(d), job_timeout(c)));
 		return KCI_JOB_TIMEOUT;
 	}
 	if (rc == KCI_CANCELED) {
@@ -237,6 +258,15 @@ run_steps(struct job_ctx *c, struct kci_vm *vm, const struct kci_image_config *c
 		rc = kci_vm_exec(vm, &req, &io, &res, &signo, &err);
 		kci_run_req_clear(&req);
 		flush_output(c);
+		if (rc < 0 && c->over_budget) {
+			char size[32];
+			st = KCI_JOB_FAILED;
+			*why = kci_xasprintf("step '%s' printed more than %s, the job's output "
+					     "budget; its VM was stopped",
+					     s->name,
+					     format_mib(size, sizeof(size), c->sh->output_limit));
+			break;
+		}
 		if (rc < 0) {
 			/* The reason is logged, masked, when the job ends. */
 			char *during = kci_xasprintf("step '%s'", s->name);
@@ -545,9 +575,16 @@ boot(struct job_ctx *c, struct kci_root *root, struct kci_vm **vm, char **why)
 	}
 	kci_engine_vm_opts(sh->kit, root, &vo);
 	vo.cpus = c->j->cpus ? c->j->cpus : sh->default_cpus;
+	/* More vCPUs than host CPUs only makes them fight (and TCG threads spin). */
+	long host_cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	if (host_cpus > 0 && vo.cpus > (unsigned)host_cpus) {
+		note(c, "the job asks for %u CPUs; this host has %ld, which it gets", vo.cpus,
+		     host_cpus);
+		vo.cpus = (unsigned)host_cpus;
+	}
 	if (c->j->memory_mib)
 		vo.memory_mib = c->j->memory_mib;
-	vo.timeout_ms = c->j->timeout_ms;
+	vo.timeout_ms = job_timeout(c);
 	vo.console_fd = sh->console_fd;
 	vo.workspace = sh->workspace_disk;
 	vo.network = c->j->network == KCI_NET_NAT ? KCI_VM_NET_NAT : KCI_VM_NET_NONE;

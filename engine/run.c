@@ -17,6 +17,7 @@
 
 #define VM_MEMORY_BUDGET_MIB 1024 /* host memory one job's VM is allowed, QEMU included */
 #define WORKSPACE_FREE_MIB   4096 /* room the jobs have to build in /workspace (sparse) */
+#define VM_QEMU_MIB	     256  /* QEMU's own memory beside its guest's, as measured under TCG */
 
 unsigned
 kci_engine_default_jobs(void)
@@ -122,6 +123,28 @@ run_one(void *ctx, size_t idx)
 	return job_run(ctx, idx);
 }
 
+/* What a job's VM takes from the host's memory: its RAM and QEMU's own, in MiB. */
+static uint64_t
+job_memory(void *ctx, size_t idx)
+{
+	const struct job_shared *sh = ctx;
+	const struct kci_vm_opts defaults = KCI_VM_OPTS_INIT;
+	uint64_t mib =
+		sh->p->jobs[idx].memory_mib ? sh->p->jobs[idx].memory_mib : defaults.memory_mib;
+
+	return mib + VM_QEMU_MIB;
+}
+
+/* Memory all VMs at once may take: 3/4 of the host's, the rest is the host's own. */
+static uint64_t
+memory_budget(void)
+{
+	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+
+	return pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize / 4 * 3 >> 20
+				      : UINT64_MAX;
+}
+
 int
 kci_engine_run(const struct kci_plan *p, const int *selected, const struct kci_engine_opts *o,
 	       enum kci_job_state *states, struct kci_err *err)
@@ -133,6 +156,11 @@ kci_engine_run(const struct kci_plan *p, const int *selected, const struct kci_e
 				 .logs_fd = -1,
 				 .out_dir = o->out_dir,
 				 .workdir = o->workdir,
+				 .default_timeout_ms = o->default_timeout_ms
+							       ? o->default_timeout_ms
+							       : KCI_ENGINE_JOB_TIMEOUT_MS,
+				 .output_limit = o->output_limit ? o->output_limit
+								 : KCI_ENGINE_OUTPUT_LIMIT,
 				 .console_fd = o->console_fd };
 	struct cancel cancel = { .fd = o->cancel_fd };
 	struct kci_event end = { .kind = KCI_EV_RUN_END };
@@ -140,7 +168,12 @@ kci_engine_run(const struct kci_plan *p, const int *selected, const struct kci_e
 	struct masker mask;
 	char *workspace_disk = NULL;
 	int *sel = kci_xcalloc(p->n_jobs ? p->n_jobs : 1, sizeof(int)), rc;
-	struct sched_opts so = { .p = p, .selected = sel, .run = run_one, .ctx = &sh };
+	struct sched_opts so = { .p = p,
+				 .selected = sel,
+				 .run = run_one,
+				 .ctx = &sh,
+				 .cost = job_memory,
+				 .budget = memory_budget() };
 	struct stat st;
 
 	for (size_t i = 0; i < p->n_jobs; i++) {

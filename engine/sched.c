@@ -16,6 +16,7 @@ struct sched {
 	const struct sched_opts *o;
 	enum kci_job_state *states; /* guarded by lock */
 	unsigned running;	    /* guarded by lock */
+	uint64_t spent;		    /* summed cost of the running jobs, guarded by lock */
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* a job finished */
 };
@@ -58,6 +59,8 @@ job_thread(void *arg)
 	pthread_mutex_lock(&s->lock);
 	s->states[sl->idx] = st;
 	s->running--;
+	if (s->o->cost)
+		s->spent -= s->o->cost(s->o->ctx, sl->idx);
 	pthread_cond_signal(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
@@ -102,12 +105,18 @@ schedule(struct sched *s, struct slot *slots)
 		}
 		if (need == -2 || s->running >= s->o->max_jobs)
 			continue;
+		/* Never over-commit: wait for running jobs to make room (a job alone may start). */
+		uint64_t cost = s->o->cost ? s->o->cost(s->o->ctx, i) : 0;
+		if (s->running > 0 && s->o->cost && s->spent + cost > s->o->budget)
+			continue;
 		slots[i] = (struct slot){ .s = s, .idx = i, .started = 1 };
 		s->states[i] = KCI_JOB_RUNNING;
 		s->running++;
+		s->spent += cost;
 		if (pthread_create(&slots[i].thread, NULL, job_thread, &slots[i]) != 0) {
 			slots[i].started = 0;
 			s->running--;
+			s->spent -= cost;
 			end_without_running(s, i, KCI_JOB_ERROR, "cannot create a thread");
 		}
 	}

@@ -1,7 +1,9 @@
 /*
- * Secrets: values the operator grants a run (a --secret-file, the
- * environment), and the values the selected jobs of a plan ask for. The
- * engine masks every granted value in whatever leaves a job.
+ * Secrets: values the operator grants a run (--secret NAME from kci's
+ * environment, a --secret-file; kci serve's per-repository grants), and the
+ * values the selected jobs of a plan ask for. The repository only asks: a
+ * secret it names that the operator did not grant is an error, never a
+ * lookup in kci's environment. The engine masks every value it hands a job.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -78,8 +80,8 @@ kci_engine_secrets_add_env(struct kci_secrets *s, const char *name, struct kci_e
 	char *kv;
 
 	if (!value)
-		return kci_err_set(err, KCI_NOTFOUND, "secret %s is not set in the environment",
-				   name);
+		return kci_err_set(err, KCI_NOTFOUND,
+				   "--secret %s: %s is not set in your environment", name, name);
 	kv = kci_xasprintf("%s=%s", name, value);
 	kci_env_set(&s->values, &s->n, kv);
 	free(kv);
@@ -130,8 +132,6 @@ kci_engine_secrets_for(const struct kci_secrets *s, const struct kci_plan *p, co
 			const char *name = p->jobs[i].secrets[k], *value = granted(s, name);
 			char *kv;
 
-			if (!value)
-				value = getenv(name);
 			if (!value) {
 				if (!name_listed(missing, name)) {
 					char *m = kci_xasprintf("%s%s%s", missing ? missing : "",
@@ -149,11 +149,12 @@ kci_engine_secrets_for(const struct kci_secrets *s, const struct kci_plan *p, co
 	if (missing) {
 		int several = strchr(missing, ',') != NULL;
 
-		rc = kci_err_set(err, KCI_INVALID,
-				 "secret%s %s %s not set: export %s or put NAME=VALUE lines in a "
-				 "--secret-file",
-				 several ? "s" : "", missing, several ? "are" : "is",
-				 several ? "them" : "it");
+		rc = kci_err_set(
+			err, KCI_INVALID,
+			"the pipeline asks for secret%s %s, which %s not granted: pass "
+			"--secret NAME for each (its value is taken from your environment) "
+			"or NAME=VALUE lines in a --secret-file",
+			several ? "s" : "", missing, several ? "were" : "was");
 		kci_strv_free(values);
 		values = NULL;
 	}

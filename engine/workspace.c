@@ -160,6 +160,92 @@ out:
 	return rc;
 }
 
+/* Whether path (absolute, real) is dir itself or below it. */
+static int
+is_inside(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return strncmp(path, dir, n) == 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+/* realpath of `rel` as seen from the directory `base` (rel may be absolute). */
+static char *
+resolve_from(const char *base, const char *rel)
+{
+	char *joined = rel[0] == '/' ? kci_xstrdup(rel) : kci_xasprintf("%s/%s", base, rel);
+	char *real = realpath(joined, NULL);
+
+	free(joined);
+	return real;
+}
+
+/* First line of a small file, or NULL. */
+static char *
+first_line(const char *path)
+{
+	struct kci_err ignored = KCI_ERR_INIT;
+	char *text = NULL;
+
+	if (kci_read_file(path, 4096, &text, NULL, &ignored) < 0)
+		return NULL;
+	text[strcspn(text, "\r\n")] = '\0';
+	return text;
+}
+
+/*
+ * Whether repo's git dir may be copied into the VM along with the working
+ * tree at top. A .git *file* can point at any repository on the host (a
+ * crafted tarball's `gitdir: /home/you/secret/.git` would hand that
+ * repository's history, objects and credentialed remotes to the job), so a
+ * git dir outside top is staged only when it names top back:
+ *  - a linked worktree: <gitdir>/gitdir, written by `git worktree add`,
+ *    is top's .git;
+ *  - a submodule: <gitdir>/config's core.worktree resolves to top.
+ * Both are made by git from the repository's own side; a gitfile alone
+ * proves nothing.
+ */
+static int
+gitdir_is_home(git_repository *repo, const char *top)
+{
+	char *gitdir = realpath(git_repository_path(repo), NULL);
+	char *common = realpath(git_repository_commondir(repo), NULL);
+	char *dotgit = kci_xasprintf("%s/.git", top), *back = NULL, *path = NULL;
+	int ok = 0;
+
+	if (!gitdir || !common)
+		goto out;
+	if (is_inside(gitdir, top) && is_inside(common, top)) {
+		ok = 1;
+		goto out;
+	}
+	if (git_repository_is_worktree(repo)) {
+		path = kci_xasprintf("%s/gitdir", gitdir);
+		char *line = first_line(path);
+		back = line ? resolve_from(gitdir, line) : NULL;
+		free(line);
+		ok = back && strcmp(back, dotgit) == 0;
+		goto out;
+	}
+	git_config *cfg = NULL;
+	git_buf wt = { 0 };
+	path = kci_xasprintf("%s/config", gitdir);
+	if (git_config_open_ondisk(&cfg, path) == 0 &&
+	    git_config_get_string_buf(&wt, cfg, "core.worktree") == 0) {
+		back = resolve_from(gitdir, wt.ptr);
+		ok = back && strcmp(back, top) == 0;
+	}
+	git_buf_dispose(&wt);
+	git_config_free(cfg);
+out:
+	free(gitdir);
+	free(common);
+	free(dotgit);
+	free(back);
+	free(path);
+	return ok;
+}
+
 /* ---- working-tree mode ---- */
 
 struct pathset {
@@ -394,6 +480,8 @@ stage_worktree(git_repository *repo, int src, int dst, const struct stat *dest_s
 	if ((rc = stage_paths(&st, &paths, skip, &info->files, err)) < 0 ||
 	    (rc = stage_paths(&st, &links, skip, NULL, err)) < 0)
 		goto out;
+	if (info->foreign_gitdir[0])
+		goto out;
 	if ((rc = copy_gitdir(repo, dst, dest_st, 1, err)) < 0)
 		goto out;
 	rc = fix_copied_config(dest, err);
@@ -428,6 +516,17 @@ resolve_commit(git_repository *repo, const char *root, const char *rev, git_oid 
 	return 0;
 }
 
+/* git_tree_walk callback: counts blobs (files and symlinks) outside .kci/. */
+static int
+count_blob(const char *root, const git_tree_entry *e, void *payload)
+{
+	if (git_tree_entry_type(e) == GIT_OBJECT_BLOB &&
+	    !(root[0] == '\0' && strcmp(git_tree_entry_name(e), KCI_DIR) == 0) &&
+	    strncmp(root, KCI_DIR "/", strlen(KCI_DIR) + 1) != 0)
+		(*(size_t *)payload)++;
+	return 0;
+}
+
 /* Index entries of the checkout, submodules and .kci/ left out: what the tree holds. */
 static int
 count_checkout(git_repository *copy, size_t *files, struct kci_err *err)
@@ -447,6 +546,44 @@ count_checkout(git_repository *copy, size_t *files, struct kci_err *err)
 }
 
 /*
+ * The commit's tree checked out into dest straight from the repository, with
+ * no .git (its git dir is not the working tree's own to hand over) and
+ * without touching the repository's index.
+ */
+static int
+stage_commit_tree(git_repository *repo, const git_oid *oid, const char *dest,
+		  struct kci_workspace_info *info, struct kci_err *err)
+{
+	git_checkout_options co;
+	git_commit *commit = NULL;
+	git_tree *tree = NULL;
+	char *kci_dir = NULL;
+	int rc = 0;
+
+	git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
+	co.checkout_strategy =
+		GIT_CHECKOUT_FORCE | GIT_CHECKOUT_RECREATE_MISSING | GIT_CHECKOUT_DONT_UPDATE_INDEX;
+	co.target_directory = dest;
+	if (git_commit_lookup(&commit, repo, oid) < 0 || git_commit_tree(&tree, commit) < 0 ||
+	    git_checkout_tree(repo, (git_object *)tree, &co) < 0) {
+		rc = git_err(err, KCI_ERROR, "check out %s", info->commit);
+		goto out;
+	}
+	/* What the checkout wrote: every blob of the tree, submodules left out. */
+	if (git_tree_walk(tree, GIT_TREEWALK_PRE, count_blob, &info->files) < 0) {
+		rc = git_err(err, KCI_ERROR, "walk %s", info->commit);
+		goto out;
+	}
+	kci_dir = kci_xasprintf("%s/%s", dest, KCI_DIR);
+	rc = kci_rm_rf(kci_dir, err);
+out:
+	git_tree_free(tree);
+	git_commit_free(commit);
+	free(kci_dir);
+	return rc;
+}
+
+/*
  * The copy of .git, its HEAD detached at the commit, checked out into dest:
  * the original's index and uncommitted changes never enter it.
  */
@@ -461,6 +598,8 @@ stage_commit(git_repository *repo, const git_oid *oid, int dst, const struct sta
 
 	git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);
 	git_oid_tostr(info->commit, sizeof(info->commit), oid);
+	if (info->foreign_gitdir[0])
+		return stage_commit_tree(repo, oid, dest, info, err);
 	if ((rc = copy_gitdir(repo, dst, dest_st, 0, err)) < 0 ||
 	    (rc = fix_copied_config(dest, err)) < 0)
 		goto out;
@@ -486,15 +625,56 @@ out:
 
 /* ---- the public functions ---- */
 
+/*
+ * Whether the nearest .git from dir upwards, or the directory holding it,
+ * belongs to another user (*owner says whom).
+ */
+static int
+foreign_owned(const char *dir, uid_t *owner)
+{
+	char *cur = kci_xstrdup(dir), *slash;
+	struct stat g, d;
+	int found = 0;
+
+	for (;;) {
+		char *dotgit = kci_xasprintf("%s/.git", cur[0] ? cur : "");
+		int here = lstat(dotgit, &g) == 0 && stat(cur[0] ? cur : "/", &d) == 0;
+
+		free(dotgit);
+		if (here) {
+			*owner = g.st_uid != geteuid() ? g.st_uid : d.st_uid;
+			found = g.st_uid != geteuid() || d.st_uid != geteuid();
+			break;
+		}
+		if (!(slash = strrchr(cur, '/')) || !cur[0])
+			break;
+		*slash = '\0';
+	}
+	free(cur);
+	return found;
+}
+
 /* The repository containing dir, or *out = NULL outside git. Bare repositories are refused. */
 static int
 find_repo(const char *dir, git_repository **out, struct kci_err *err)
 {
 	git_repository *repo = NULL;
+	uid_t owner = 0;
 	int rc;
 
 	*out = NULL;
 	rc = git_repository_open_ext(&repo, dir, 0, NULL);
+	/*
+	 * Another user's repository: git refuses it (safe.directory), and so do
+	 * we, rather than copy it as a plain directory with its .git and every
+	 * ignored file. libgit2 1.5 reports the refusal as "not found".
+	 */
+	if (rc == GIT_EOWNER || (rc == GIT_ENOTFOUND && foreign_owned(dir, &owner)))
+		return kci_err_set(err, KCI_INVALID,
+				   "%s is in a git repository owned by another user (uid %u); git "
+				   "refuses such repositories, and so does kci. If you trust it: "
+				   "git config --global --add safe.directory <its path>",
+				   dir, (unsigned)owner);
 	if (rc == GIT_ENOTFOUND)
 		return 0;
 	if (rc < 0)
@@ -660,6 +840,9 @@ kci_engine_workspace_stage(const char *root, const char *commit, const char *des
 	if (repo && (rc = check_top(repo, top, err)) < 0)
 		goto out;
 	info->is_git = repo != NULL;
+	if (repo && !gitdir_is_home(repo, top))
+		snprintf(info->foreign_gitdir, sizeof(info->foreign_gitdir), "%s",
+			 git_repository_path(repo));
 	if (commit && !repo) {
 		rc = kci_err_set(err, KCI_NOTFOUND, "--commit %s: %s is not a git repository",
 				 commit, top);

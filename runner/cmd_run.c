@@ -44,8 +44,11 @@ static const char usage_text[] =
 	"      --commit REV      run a clean checkout of REV (HEAD~1, a tag, an id) instead\n"
 	"                        of the working tree\n"
 	"      --json            print one JSON object per event instead of text\n"
-	"      --secret-file F   NAME=VALUE lines for the pipeline's secrets (else taken\n"
-	"                        from the environment)\n"
+	"      --secret NAME     grant the pipeline secret NAME, with the value it has in\n"
+	"                        your environment (repeatable); the pipeline only asks\n"
+	"      --secret-file F   grant the NAME=VALUE lines of F as secrets\n"
+	"      --timeout DUR     time limit of a job whose pipeline sets none (default 1h)\n"
+	"      --max-output SIZE output a job may print before it is failed (default 64M)\n"
 	"      --kernel PATH     guest kernel bundle directory or vmlinuz file\n"
 	"      --accel MODE      auto (default), kvm or tcg\n"
 	"      --debug           copy every guest console to stderr\n"
@@ -66,7 +69,10 @@ enum {
 	OPT_LIST,
 	OPT_COMMIT,
 	OPT_JSON,
+	OPT_SECRET,
 	OPT_SECRET_FILE,
+	OPT_TIMEOUT,
+	OPT_MAX_OUTPUT,
 	OPT_KERNEL,
 	OPT_ACCEL,
 	OPT_DEBUG
@@ -78,7 +84,10 @@ static const struct option long_opts[] = {
 	{ "list", no_argument, NULL, OPT_LIST },
 	{ "commit", required_argument, NULL, OPT_COMMIT },
 	{ "json", no_argument, NULL, OPT_JSON },
+	{ "secret", required_argument, NULL, OPT_SECRET },
 	{ "secret-file", required_argument, NULL, OPT_SECRET_FILE },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "max-output", required_argument, NULL, OPT_MAX_OUTPUT },
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
 	{ "accel", required_argument, NULL, OPT_ACCEL },
 	{ "debug", no_argument, NULL, OPT_DEBUG },
@@ -88,8 +97,10 @@ static const struct option long_opts[] = {
 
 struct run_opts {
 	const char *dir, *commit, *secret_file, *kernel;
-	char **jobs;
-	size_t njobs;
+	char **jobs, **secrets; /* --job, --secret */
+	size_t njobs, nsecrets;
+	int64_t timeout_ms;
+	uint64_t max_output_mib;
 	unsigned max_jobs;
 	int list, json, debug;
 	enum kci_accel accel;
@@ -155,8 +166,22 @@ parse_opts(int argc, char **argv, struct run_opts *o)
 		case OPT_JSON:
 			o->json = 1;
 			break;
+		case OPT_SECRET:
+			kci_strv_add(&o->secrets, &o->nsecrets, optarg);
+			break;
 		case OPT_SECRET_FILE:
 			o->secret_file = optarg;
+			break;
+		case OPT_MAX_OUTPUT:
+			if (kci_parse_size_mib(optarg, &o->max_output_mib) < 0 ||
+			    o->max_output_mib < 1 || o->max_output_mib > 1 << 20)
+				return bad_value("--max-output", optarg,
+						 "a size from 1M to 1024G, e.g. 64M");
+			break;
+		case OPT_TIMEOUT:
+			if (kci_parse_duration(optarg, &o->timeout_ms) < 0 || o->timeout_ms <= 0)
+				return bad_value("--timeout", optarg,
+						 "a duration such as 90, 30s, 5m or 1h30m");
 			break;
 		case OPT_KERNEL:
 			o->kernel = optarg;
@@ -347,6 +372,10 @@ banner(const struct kci_project *proj, const struct kci_workspace_info *ws, cons
 
 	printf("kci: %s %s%s; %s\n", ws->is_git ? "repository" : "directory",
 	       kci_engine_project_dir(proj), where, accel_why);
+	if (ws->foreign_gitdir[0])
+		printf("kci: its .git points at %s, outside it, which does not name it back: the "
+		       "jobs get it without .git\n",
+		       ws->foreign_gitdir);
 	fflush(stdout);
 	free(where);
 }
@@ -386,6 +415,7 @@ kci_cmd_run(int argc, char **argv)
 	rc = parse_opts(argc, argv, &o);
 	if (rc <= 0) {
 		kci_strv_free(o.jobs);
+		kci_strv_free(o.secrets);
 		return rc == 0 ? 0 : KCI_EXIT_RUNNER;
 	}
 	/* Signals are ours from here on (a Ctrl-C while staging is not lost); --list runs nothing.
@@ -404,8 +434,11 @@ kci_cmd_run(int argc, char **argv)
 		status = 0;
 		goto out;
 	}
-	/* Missing secrets stop the run before anything is built or copied. */
+	/* Secrets the pipeline asks for and the user did not grant stop the run up front. */
 	granted = kci_engine_secrets_new();
+	for (size_t i = 0; i < o.nsecrets; i++)
+		if ((rc = kci_engine_secrets_add_env(granted, o.secrets[i], &err)) < 0)
+			goto fail;
 	if ((o.secret_file &&
 	     (rc = kci_engine_secrets_add_file(granted, o.secret_file, &err)) < 0) ||
 	    (rc = kci_engine_secrets_for(granted, plan, selected, &secrets, &err)) < 0)
@@ -425,6 +458,8 @@ kci_cmd_run(int argc, char **argv)
 				     !o.json && isatty(STDOUT_FILENO) && !getenv("NO_COLOR"));
 	eo.kit = kit;
 	eo.max_jobs = o.max_jobs;
+	eo.default_timeout_ms = o.timeout_ms;
+	eo.output_limit = o.max_output_mib << 20;
 	eo.secrets = secrets;
 	eo.console_fd = o.debug ? STDERR_FILENO : -1;
 	eo.cancel_fd = sw.cancel_fd;
@@ -446,6 +481,7 @@ out:
 	kci_engine_secrets_free(granted);
 	kci_strv_free(secrets);
 	kci_strv_free(o.jobs);
+	kci_strv_free(o.secrets);
 	free(selected);
 	free(states);
 	/* However far the run got, how it was stopped decides the status. */

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# kci run's secrets: injected into the job's env, never in kci's output (text or JSON) nor
-# in the saved logs, even when printed in pieces; a missing secret stops the run up front.
+# kci run's secrets: only what the user grants (--secret NAME, --secret-file) reaches a job,
+# never a variable the pipeline merely names; injected into the job's env, never in kci's
+# output (text or JSON) nor in the saved logs, even when printed in pieces; a secret asked
+# for and not granted stops the run up front.
 . "${KCI_TEST_LIB:-$(dirname "$0")/lib.sh}"
 
 repo=$KCI_HOME/repo
@@ -29,7 +31,7 @@ token=${token}XYZ9
 password='pa ss*w0rd$'
 printf 'DB_PASSWORD=%s\n# comment\n' "$password" >"$KCI_HOME/secrets.env"
 
-API_TOKEN=$token run_kci run "$repo" --secret-file "$KCI_HOME/secrets.env"
+API_TOKEN=$token run_kci run "$repo" --secret API_TOKEN --secret-file "$KCI_HOME/secrets.env"
 expect_eq "the failing step fails the run" 1 "$status"
 expect_match "the secret reached the job (masked)" '^leak +\| token=\*\*\*$' "$out"
 expect_match "stderr is masked too" '^leak +\| password: \*\*\*$' "$out"
@@ -40,7 +42,7 @@ for s in "$token" "$password"; do
 done
 if grep -qF -- "${token:0:5}${token:5}" <<<"$all"; then fail "split secret leaked"; else ok "secret printed in two writes is masked"; fi
 
-API_TOKEN=$token run_kci run "$repo" --secret-file "$KCI_HOME/secrets.env" --json
+API_TOKEN=$token run_kci run "$repo" --secret API_TOKEN --secret-file "$KCI_HOME/secrets.env" --json
 for s in "$token" "$password"; do
 	if grep -qF -- "$s" <<<"$out$err"; then fail "a secret leaked in JSON: $s"; else ok "secret not in JSON events"; fi
 done
@@ -49,8 +51,19 @@ expect_match "JSON shows the masked line" '"line":"token=\*\*\*"' "$out"
 # Missing values stop the run before any VM starts.
 run_kci run "$repo"
 expect_eq "missing secrets exit 125" 125 "$status"
-expect_match "missing secrets are named" 'secrets API_TOKEN, DB_PASSWORD are not set' "$err"
-expect_match "missing secrets: both named" 'DB_PASSWORD' "$err"
+expect_match "missing secrets are named" 'asks for secrets API_TOKEN, DB_PASSWORD, which were not granted' "$err"
+expect_match "and how to grant them" '--secret NAME' "$err"
+
+# The attack: a pipeline naming a variable of the caller's environment does not get it. The
+# value is in kci's environment, yet without --secret the run is refused before any VM.
+API_TOKEN=$token DB_PASSWORD=$password run_kci run "$repo"
+expect_eq "a secret in the environment but not granted: refused" 125 "$status"
+expect_match "refused by name" 'API_TOKEN, DB_PASSWORD, which were not granted' "$err"
+if grep -qF -- "$token" <<<"$out$err"; then fail "the refusal printed the value"; else ok "the value is not shown"; fi
+[ -z "$(ls -A "$KCI_HOME/run" 2>/dev/null)" ] && ok "nothing was staged" || fail "a refused run staged: $(ls "$KCI_HOME/run")"
+run_kci run "$repo" --secret NOT_SET_ANYWHERE
+expect_eq "--secret of an unset variable exits 125" 125 "$status"
+expect_match "and says so" 'NOT_SET_ANYWHERE is not set in your environment' "$err"
 printf 'garbage line\n' >"$KCI_HOME/bad.env"
 run_kci run "$repo" --secret-file "$KCI_HOME/bad.env"
 expect_eq "malformed secret file exits 125" 125 "$status"

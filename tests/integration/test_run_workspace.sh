@@ -39,6 +39,42 @@ run_kci run "$repo" --commit no-such-rev
 expect_eq "unknown revision exits 125" 125 "$status"
 expect_match "unknown revision is named" "unknown revision 'no-such-rev'" "$err"
 
+# A .git *file* pointing at another repository (as a crafted tarball could hold): that
+# repository's history and config, credentials in a remote URL included, never reach the VM.
+other=$KCI_HOME/other
+new_repo "$other"
+git -C "$other" config remote.origin.url "https://user:TOKEN-$RANDOM@example.invalid/x.git"
+echo "OTHER-CONTENT" >"$other/o.txt"
+commit_all "$other" "OTHER-REPO-MARKER"
+plain=$KCI_HOME/plain
+mkdir -p "$plain"
+echo "gitdir: $other/.git" >"$plain/.git"
+cat >"$plain/.kci.yml" <<'YML'
+jobs:
+  look:
+    run: |
+      ls -a /workspace | tr '\n' ' '; echo
+      # The patterns are split so this very file does not match them.
+      o=OTHER
+      if grep -rqs -e "$o-REPO-MARKER" -e "TO""KEN-" -e "$o-CONTENT" /workspace; then echo "other repository visible"; else echo "nothing of it"; fi
+YML
+run_kci run "$plain"
+expect_eq "a gitfile to another repository: the run passes" 0 "$status"
+expect_match "the VM sees nothing of the other repository" '\| nothing of it$' "$out"
+if grep -q "other repository visible" <<<"$out"; then fail "the other repository reached the VM"; fi
+expect_match "kci says the .git was left out" 'its \.git points at .*other/\.git.*without \.git' "$out"
+
+# Another user's repository: refused, as git refuses it, instead of copied with its .git.
+theirs=$KCI_HOME/theirs
+new_repo "$theirs"
+printf 'jobs:\n  a:\n    run: "true"\n' >"$theirs/.kci.yml"
+commit_all "$theirs" "theirs"
+chown -R 65534 "$theirs"
+run_kci run "$theirs"
+expect_eq "another user's repository exits 125" 125 "$status"
+expect_match "and names the problem" 'owned by another user' "$err"
+chown -R "$(id -u)" "$theirs"
+
 # Artifacts: byte-exact out of the VM, into .kci/artifacts/<job>/.
 cat >"$repo/.kci.yml" <<'YML'
 jobs:

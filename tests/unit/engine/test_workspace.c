@@ -326,6 +326,42 @@ test_workspace__linked_worktree(void **state)
 	assert_false(exists(".git/worktrees"));
 }
 
+/*
+ * A .git file pointing at another repository: that repository's history, objects
+ * and config never reach the stage, in working-tree mode or at a commit.
+ */
+static void
+test_workspace__foreign_gitfile_is_not_staged(void **state)
+{
+	struct kci_workspace_info info;
+	struct kci_err err = KCI_ERR_INIT;
+	char plain[160];
+
+	(void)state;
+	init_repo();
+	assert_int_equal(sh("cd repo && git config remote.origin.url "
+			    "https://user:SECRET-TOKEN@example.invalid/r.git && echo a > a && "
+			    "git add a && git commit -qm OTHER-REPO-MARKER && mkdir ../plain && "
+			    "echo 'gitdir: %s/repo/.git' > ../plain/.git && echo p > ../plain/p",
+			    dir),
+			 0);
+	snprintf(plain, sizeof(plain), "%s/plain", dir);
+	assert_int_equal(kci_engine_workspace_stage(plain, NULL, dest, &info, &err), 0);
+	assert_non_null(strstr(info.foreign_gitdir, "/repo/.git"));
+	assert_false(exists(".git"));
+	assert_string_equal(output("grep -rl -e OTHER-REPO-MARKER -e SECRET-TOKEN dest || true"),
+			    "");
+	/* At a commit: the tree, checked out from that repository, still without its .git. */
+	assert_int_equal(sh("rm -rf dest && mkdir dest"), 0);
+	assert_int_equal(kci_engine_workspace_stage(plain, "HEAD", dest, &info, &err), 0);
+	assert_string_equal(staged("a"), "a\n");
+	assert_int_equal(info.files, 1);
+	assert_false(exists(".git"));
+	assert_string_equal(output("grep -rl -e OTHER-REPO-MARKER -e SECRET-TOKEN dest || true"),
+			    "");
+	assert_string_equal(output("git -C repo status --porcelain"), "");
+}
+
 /* A submodule is its own repository: an empty directory in the superproject's stage. */
 static void
 test_workspace__submodules(void **state)
@@ -435,6 +471,8 @@ main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_workspace__linked_worktree, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_workspace__submodules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_workspace__foreign_gitfile_is_not_staged,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_workspace__destination_inside_the_tree, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_workspace__root_from_a_subdirectory, setup,
