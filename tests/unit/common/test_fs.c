@@ -124,6 +124,29 @@ test_fs__mkdir_p_through_a_file_fails(void **state)
 	assert_non_null(strstr(err.msg, strerror(ENOTDIR)));
 }
 
+/* Like mkdir -p: a file where the directory should be is an error, not success. */
+static void
+test_fs__mkdir_p_onto_a_file_fails(void **state)
+{
+	struct kci_err err = KCI_ERR_INIT;
+
+	(void)state;
+	put("file", "x");
+	assert_int_equal(kci_mkdir_p(at("file"), 0700, &err), KCI_ERROR);
+	assert_non_null(strstr(err.msg, "file"));
+	assert_non_null(strstr(err.msg, strerror(EEXIST)));
+	assert_false(is_dir("file"));
+}
+
+static void
+test_fs__mkdir_p_empty_path_is_invalid(void **state)
+{
+	struct kci_err err = KCI_ERR_INIT;
+
+	(void)state;
+	assert_int_equal(kci_mkdir_p("", 0700, &err), KCI_INVALID);
+}
+
 /* Symlinks in the tree are removed, never followed: what they point at stays. */
 static void
 test_fs__rm_rf_does_not_follow_symlinks_out(void **state)
@@ -394,6 +417,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		T(test_fs__mkdir_p_makes_every_missing_level),
 		T(test_fs__mkdir_p_through_a_file_fails),
+		T(test_fs__mkdir_p_onto_a_file_fails),
+		T(test_fs__mkdir_p_empty_path_is_invalid),
 		T(test_fs__rm_rf_does_not_follow_symlinks_out),
 		T(test_fs__rm_rf_missing_and_single_file),
 		T(test_fs__tmpfile_commit_is_atomic),
