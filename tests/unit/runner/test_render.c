@@ -707,6 +707,23 @@ test_render__sanitize_controls_become_question_marks(void **state)
 			 "caf\xc3\xa9 \xc3\x9b \xc2\xa0 \xe2\x9b\x94 \xf0\x9f\x98\x80");
 }
 
+/* A raw C1 byte is a control wherever it stands outside a UTF-8 character. */
+static void
+test_render__sanitize_raw_c1_after_a_utf8_character(void **state)
+{
+	(void)state;
+	assert_sanitized(S("caf\xc3\xa9\x9b"
+			   "2J"),
+			 "caf\xc3\xa9?2J");
+	assert_sanitized(S("\xe2\x9b\x94\x9b"
+			   "2J"),
+			 "\xe2\x9b\x94?2J");
+	assert_sanitized(S("\xff\x9b"
+			   "2J"),
+			 "\xff?2J");
+	assert_sanitized(S("\xc3\xa9\x80\x9b"), "\xc3\xa9??");
+}
+
 static void
 test_render__sanitize_keeps_colour_only(void **state)
 {
@@ -807,6 +824,7 @@ main(void)
 		T(test_render__json_keeps_text_exact_and_escaped),
 		T(test_render__json_interrupted_is_not_passed),
 		T(test_render__sanitize_controls_become_question_marks),
+		T(test_render__sanitize_raw_c1_after_a_utf8_character),
 		T(test_render__sanitize_keeps_colour_only),
 		T(test_render__plain_neutralises_colour_too),
 		T(test_render__list_text),
