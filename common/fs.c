@@ -21,21 +21,30 @@
 int
 kci_mkdir_p(const char *path, unsigned mode, struct kci_err *err)
 {
-	char *p = kci_xstrdup(path);
+	struct stat st;
+	char *p;
 	int rc = 0;
 
+	if (!path[0])
+		return kci_err_set(err, KCI_INVALID, "mkdir: empty path");
+	p = kci_xstrdup(path);
 	for (char *s = p + 1;; s++) {
 		if (*s != '/' && *s != '\0')
 			continue;
 		char c = *s;
 		*s = '\0';
-		if (mkdir(p, mode) < 0 && errno != EEXIST) {
+		int made = mkdir(p, mode) == 0;
+		if (!made && errno != EEXIST) {
 			rc = kci_err_sys(err, errno, "mkdir %s", p);
 			break;
 		}
 		*s = c;
-		if (c == '\0')
+		if (c == '\0') {
+			/* EEXIST only says the name is taken: mkdir -p wants a directory. */
+			if (!made && (stat(p, &st) < 0 || !S_ISDIR(st.st_mode)))
+				rc = kci_err_sys(err, EEXIST, "mkdir %s", p);
 			break;
+		}
 	}
 	free(p);
 	return rc;

@@ -14,7 +14,10 @@
  */
 int kci_home(char **out, struct kci_err *err);
 
-/* mkdir -p with `mode` for the directories it creates. */
+/*
+ * mkdir -p with `mode` for the directories it creates. An existing directory
+ * (or a symlink to one) is fine; any other file there is an error.
+ */
 int kci_mkdir_p(const char *path, unsigned mode, struct kci_err *err);
 
 /* Removes a directory tree without following symlinks. Missing is not an error. */

@@ -35,6 +35,20 @@ struct kci_render {
 	struct job_view *jobs;
 };
 
+/* Whether byte i of s (a continuation byte) is within reach of a UTF-8 lead byte before it. */
+static int
+continues_utf8(const unsigned char *s, size_t i)
+{
+	for (size_t back = 1; back <= 3 && back <= i; back++) {
+		unsigned char c = s[i - back];
+		size_t follow = c >= 0xf5 ? 0 : c >= 0xf0 ? 3 : c >= 0xe0 ? 2 : c >= 0xc2 ? 1 : 0;
+
+		if (c < 0x80 || c > 0xbf)
+			return back <= follow;
+	}
+	return 0;
+}
+
 /*
  * Whether byte i of s is a control a terminal would act on: C0 and DEL, and C1
  * (0x80-0x9f), whether raw or UTF-8 encoded (0xc2 0x80-0x9f). *skip is set
@@ -50,8 +64,8 @@ is_control(const unsigned char *s, size_t len, size_t i, size_t *skip)
 		*skip = 1;
 		return 1;
 	}
-	/* A continuation byte right after ASCII is a raw C1 control or junk. */
-	return s[i] >= 0x80 && s[i] <= 0x9f && (i == 0 || s[i - 1] < 0x80);
+	/* A byte 0x80-0x9f that no lead byte before it claims is a raw C1 control or junk. */
+	return s[i] >= 0x80 && s[i] <= 0x9f && !continues_utf8(s, i);
 }
 
 void
