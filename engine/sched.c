@@ -40,6 +40,10 @@ blocking_need(const struct sched *s, size_t i)
 		for (size_t d = 0; d < p->n_jobs; d++) {
 			if (strcmp(p->jobs[d].name, j->needs[k]) != 0)
 				continue;
+			/* A need that will never run (the caller did not select it) never passes.
+			 */
+			if (!s->o->selected[d])
+				return (long)d;
 			if (s->states[d] == KCI_JOB_PENDING || s->states[d] == KCI_JOB_RUNNING)
 				pending = 1;
 			else if (s->states[d] != KCI_JOB_PASSED)
@@ -92,11 +96,12 @@ schedule(struct sched *s, struct slot *slots)
 		}
 		need = blocking_need(s, i);
 		if (need >= 0) {
-			char *why = kci_xasprintf("needs %s, which %s", p->jobs[need].name,
-						  s->states[need] == KCI_JOB_SKIPPED ? "was skipped"
-						  : s->states[need] == KCI_JOB_CANCELED
-							  ? "was canceled"
-							  : "did not pass");
+			char *why = kci_xasprintf(
+				"needs %s, which %s", p->jobs[need].name,
+				!s->o->selected[need]		      ? "was not selected"
+				: s->states[need] == KCI_JOB_SKIPPED  ? "was skipped"
+				: s->states[need] == KCI_JOB_CANCELED ? "was canceled"
+								      : "did not pass");
 			end_without_running(s, i, KCI_JOB_SKIPPED, why);
 			free(why);
 			/* A skip can unblock nothing but can skip more: start over. */

@@ -517,6 +517,76 @@ test_sched__unselected_jobs_stay_pending_and_silent(void **state)
 	kci_plan_free(p);
 }
 
+/* A selected job whose need was not selected is skipped, not waited for forever. */
+static void
+test_sched__a_need_not_selected_skips_the_job(void **state)
+{
+	struct kci_plan *p = plan("jobs:\n"
+				  "  build: {run: x}\n"
+				  "  test: {run: x, needs: [build]}\n");
+	size_t build = job(p, "build"), test = job(p, "test");
+	struct run r;
+
+	(void)state;
+	run_init(&r, p, 2);
+	r.selected[build] = 0;
+	sched_run(&r.o, r.states);
+	assert_int_equal(r.states[build], KCI_JOB_PENDING);
+	assert_int_equal(r.states[test], KCI_JOB_SKIPPED);
+	assert_int_equal(r.f.n_started, 0);
+	assert_int_equal(r.f.n_ev, 1);
+	assert_string_equal(r.f.ev[0].text, "needs build, which was not selected");
+	run_free(&r);
+	kci_plan_free(p);
+}
+
+/* Each job costs 6 of a budget of 10, except one that costs 12 (more than all). */
+static uint64_t
+fake_cost(void *ctx, size_t i)
+{
+	struct fake *f = ctx;
+
+	return strcmp(f->p->jobs[i].name, "huge") == 0 ? 12 : 6;
+}
+
+/* Admission: jobs whose summed cost exceeds the budget never run together. */
+static void
+test_sched__the_cost_budget_is_never_exceeded(void **state)
+{
+	struct kci_plan *p = plan("jobs:\n"
+				  "  a: {run: x}\n"
+				  "  b: {run: x}\n"
+				  "  c: {run: x}\n"
+				  "  huge: {run: x}\n");
+	struct run r;
+
+	(void)state;
+	run_init(&r, p, 4);
+	r.o.cost = fake_cost;
+	r.o.budget = 10;
+	sched_run(&r.o, r.states);
+	/* Room for one 6 at a time; the 12 alone, as a job alone always may. */
+	assert_int_equal(r.f.high, 1);
+	assert_int_equal(r.f.n_started, 4);
+	for (size_t i = 0; i < p->n_jobs; i++)
+		assert_int_equal(r.states[i], KCI_JOB_PASSED);
+	/* With room for two, two run at once, and never a third. */
+	run_free(&r);
+	run_init(&r, p, 4);
+	r.o.cost = fake_cost;
+	r.o.budget = 12;
+	for (size_t i = 0; i < 3; i++)
+		r.f.hold[i] = 1;
+	run_start(&r);
+	assert_true(wait_for(&r.f, &r.f.n_started, 2));
+	assert_int_equal(r.f.running, 2);
+	release_all(&r.f);
+	run_wait(&r);
+	assert_int_equal(r.f.high, 2);
+	run_free(&r);
+	kci_plan_free(p);
+}
+
 static const char matrix_plan[] = "jobs:\n"
 				  "  build:\n"
 				  "    run: x\n"
@@ -598,6 +668,8 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sched__jobs_start_after_their_needs_passed),
+		cmocka_unit_test(test_sched__a_need_not_selected_skips_the_job),
+		cmocka_unit_test(test_sched__the_cost_budget_is_never_exceeded),
 		cmocka_unit_test(test_sched__a_job_that_did_not_pass_skips_its_dependents),
 		cmocka_unit_test(test_sched__at_most_max_jobs_run_at_once),
 		cmocka_unit_test(test_sched__a_full_pass_never_exceeds_max_jobs),

@@ -210,7 +210,7 @@ test_secrets__add_env_takes_the_value_now(void **state)
 
 	(void)state;
 	assert_int_equal(kci_engine_secrets_add_env(s, "KCI_UT_A", &err), KCI_NOTFOUND);
-	assert_string_equal(err.msg, "secret KCI_UT_A is not set in the environment");
+	assert_string_equal(err.msg, "--secret KCI_UT_A: KCI_UT_A is not set in your environment");
 	setenv("KCI_UT_A", "granted", 1);
 	assert_int_equal(kci_engine_secrets_add_env(s, "KCI_UT_A", &err), 0);
 	setenv("KCI_UT_A", "changed", 1);
@@ -268,15 +268,19 @@ test_secrets__every_missing_secret_named_once(void **state)
 
 	(void)state;
 	assert_int_equal(kci_engine_secrets_for(NULL, p, NULL, &v, &err), KCI_INVALID);
-	assert_string_equal(err.msg, "secrets KCI_UT_A, KCI_UT_B, KCI_UT_C are not set: export "
-				     "them or put NAME=VALUE lines in a --secret-file");
+	assert_string_equal(err.msg,
+			    "the pipeline asks for secrets KCI_UT_A, KCI_UT_B, KCI_UT_C, which were "
+			    "not granted: pass --secret NAME for each (its value is taken from your "
+			    "environment) or NAME=VALUE lines in a --secret-file");
 	/* Even on error the vector is valid (and empty): nothing half-granted leaks out. */
 	assert_non_null(v);
 	assert_null(v[0]);
 	kci_strv_free(v);
 	assert_int_equal(kci_engine_secrets_for(NULL, one, NULL, &v, &err), KCI_INVALID);
-	assert_string_equal(err.msg, "secret KCI_UT_A is not set: export it or put NAME=VALUE "
-				     "lines in a --secret-file");
+	assert_string_equal(err.msg,
+			    "the pipeline asks for secret KCI_UT_A, which was not granted: pass "
+			    "--secret NAME for each (its value is taken from your environment) or "
+			    "NAME=VALUE lines in a --secret-file");
 	kci_strv_free(v);
 	kci_plan_free(p);
 	kci_plan_free(one);
@@ -295,21 +299,27 @@ test_secrets__granted_ones_are_not_named_missing(void **state)
 	write_file("KCI_UT_B=b\n", 11);
 	assert_int_equal(kci_engine_secrets_add_file(s, path, &err), 0);
 	assert_int_equal(kci_engine_secrets_for(s, p, NULL, &v, &err), KCI_INVALID);
-	assert_string_equal(err.msg, "secrets KCI_UT_A, KCI_UT_C are not set: export them or put "
-				     "NAME=VALUE lines in a --secret-file");
+	assert_string_equal(err.msg,
+			    "the pipeline asks for secrets KCI_UT_A, KCI_UT_C, which were not "
+			    "granted: pass --secret NAME for each (its value is taken from your "
+			    "environment) or NAME=VALUE lines in a --secret-file");
 	assert_null(v[0]);
 	kci_strv_free(v);
 	kci_engine_secrets_free(s);
 	kci_plan_free(p);
 }
 
-/* A secret nobody granted is taken from the environment, after what was granted. */
+/*
+ * The environment is never a fallback: a pipeline naming a variable of kci's
+ * environment gets nothing unless it was granted (--secret NAME takes it).
+ */
 static void
-test_secrets__environment_is_the_fallback(void **state)
+test_secrets__environment_is_never_a_fallback(void **state)
 {
+	struct kci_plan *p = plan(all_three);
 	struct kci_err err = KCI_ERR_INIT;
 	struct kci_secrets *s = kci_engine_secrets_new();
-	char **v;
+	char **v = NULL;
 
 	(void)state;
 	setenv("KCI_UT_A", "env-a", 1);
@@ -317,16 +327,20 @@ test_secrets__environment_is_the_fallback(void **state)
 	setenv("KCI_UT_C", "", 1); /* set, if empty, is set */
 	write_file("KCI_UT_B=file-b\n", 16);
 	assert_int_equal(kci_engine_secrets_add_file(s, path, &err), 0);
+	assert_int_equal(kci_engine_secrets_for(s, p, NULL, &v, &err), KCI_INVALID);
+	assert_non_null(strstr(err.msg, "asks for secrets KCI_UT_A, KCI_UT_C, which were not"));
+	assert_null(strstr(err.msg, "env-a"));
+	assert_null(v[0]);
+	kci_strv_free(v);
+	/* Granted by name, from the environment: then they are the job's. */
+	assert_int_equal(kci_engine_secrets_add_env(s, "KCI_UT_A", &err), 0);
+	assert_int_equal(kci_engine_secrets_add_env(s, "KCI_UT_C", &err), 0);
 	v = values_for(s, all_three);
 	assert_strv(
 		v, (const char *const[]){ "KCI_UT_A=env-a", "KCI_UT_B=file-b", "KCI_UT_C=", NULL });
 	kci_strv_free(v);
-	/* No secrets object at all: the environment alone. */
-	v = values_for(NULL, all_three);
-	assert_strv(v,
-		    (const char *const[]){ "KCI_UT_A=env-a", "KCI_UT_B=env-b", "KCI_UT_C=", NULL });
-	kci_strv_free(v);
 	kci_engine_secrets_free(s);
+	kci_plan_free(p);
 }
 
 /* A plan asking for nothing gets an empty vector, never NULL. */
@@ -362,7 +376,7 @@ main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_secrets__granted_ones_are_not_named_missing,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_secrets__environment_is_the_fallback, setup,
+		cmocka_unit_test_setup_teardown(test_secrets__environment_is_never_a_fallback, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_secrets__no_secrets_asked_is_an_empty_vector,
 						setup, teardown),
