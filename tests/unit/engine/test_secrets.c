@@ -268,10 +268,10 @@ test_secrets__every_missing_secret_named_once(void **state)
 
 	(void)state;
 	assert_int_equal(kci_engine_secrets_for(NULL, p, NULL, &v, &err), KCI_INVALID);
-	assert_string_equal(err.msg,
-			    "the pipeline asks for secrets KCI_UT_A, KCI_UT_B, KCI_UT_C, which were "
-			    "not granted: pass --secret NAME for each (its value is taken from your "
-			    "environment) or NAME=VALUE lines in a --secret-file");
+	assert_string_equal(
+		err.msg, "the pipeline asks for secrets KCI_UT_A, KCI_UT_B, KCI_UT_C, which were "
+			 "not granted: pass --secret NAME for each (its value is taken from your "
+			 "environment) or NAME=VALUE lines in a --secret-file");
 	/* Even on error the vector is valid (and empty): nothing half-granted leaks out. */
 	assert_non_null(v);
 	assert_null(v[0]);
@@ -376,8 +376,8 @@ main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_secrets__granted_ones_are_not_named_missing,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_secrets__environment_is_never_a_fallback, setup,
-						teardown),
+		cmocka_unit_test_setup_teardown(test_secrets__environment_is_never_a_fallback,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_secrets__no_secrets_asked_is_an_empty_vector,
 						setup, teardown),
 	};
