@@ -56,6 +56,11 @@ struct kci_root_progress {
 	void (*phase)(void *ctx, const char *what);
 	void *ctx;
 	const volatile sig_atomic_t *cancel; /* set: a pull stops with KCI_CANCELED */
+	/*
+	 * The image was named by a pipeline: only these registries, whether the
+	 * image is in the store already or not. NULL = the operator named it.
+	 */
+	const struct kci_registry_policy *policy;
 };
 
 /*
@@ -115,6 +120,7 @@ struct kci_image_disk_opts {
 	void (*phase)(void *ctx, const char *what);
 	void *ctx;
 	const volatile sig_atomic_t *cancel;
+	const struct kci_registry_policy *policy; /* as in kci_root_progress */
 };
 
 /*
@@ -182,6 +188,8 @@ struct kci_engine_opts {
 	uint64_t output_limit;
 	/* NULL-terminated "NAME=VALUE" for every secret the plan names (kci_engine_secrets_for). */
 	char *const *secrets;
+	/* The registries the pipeline's images may come from (NULL members: none). */
+	struct kci_registry_policy registries;
 	int console_fd; /* >= 0: every guest console is copied here (--debug) */
 	int cancel_fd;	/* readable = stop: running VMs are torn down, nothing new starts */
 	kci_event_fn event;

@@ -121,6 +121,12 @@ kci_engine_image_disk(const char *ref, const struct kci_image_disk_opts *o,
 	char **layers = NULL;
 	int rc;
 
+	int plain_http;
+
+	/* A pipeline's image from a registry the operator did not allow: not even from the store.
+	 */
+	if ((rc = kci_images_policy_check(o->policy, ref, &plain_http, err)) < 0)
+		return rc;
 	if ((rc = kci_images_open(&im, o->home, err)) < 0)
 		return rc;
 	rc = kci_image_resolve(im, ref, cfg, config_digest, &layers, err);
@@ -130,6 +136,7 @@ kci_engine_image_disk(const char *ref, const struct kci_image_disk_opts *o,
 		po.progress = o->progress;
 		po.ctx = o->ctx;
 		po.cancel = o->cancel;
+		po.policy = o->policy;
 		if ((rc = kci_image_pull(im, ref, &po, manifest, err)) == 0)
 			rc = kci_image_resolve(im, ref, cfg, config_digest, &layers, err);
 	}

@@ -147,7 +147,8 @@ struct job_shared {
 	struct emitter *em;
 	struct cancel *cancel;
 	const struct masker *mask;
-	char *const *secrets; /* "NAME=VALUE" granted to the run */
+	char *const *secrets;			      /* "NAME=VALUE" granted to the run */
+	const struct kci_registry_policy *registries; /* for the jobs' images */
 	/*
 	 * out_dir/artifacts and out_dir/logs, opened without following a symlink:
 	 * .kci/ lies in the repository, whose author may have planted links there.

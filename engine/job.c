@@ -553,7 +553,8 @@ boot(struct job_ctx *c, struct kci_root *root, struct kci_vm **vm, char **why)
 		struct kci_root_progress rp = { .progress = on_blob,
 						.phase = on_phase,
 						.ctx = c,
-						.cancel = &sh->cancel->flag };
+						.cancel = &sh->cancel->flag,
+						.policy = sh->registries };
 		note(c, "image %s", c->j->image);
 		rc = kci_engine_root_image(sh->kit, c->j->image, &rp, root, &err);
 	} else {

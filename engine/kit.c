@@ -107,6 +107,7 @@ kci_engine_root_image(struct kci_kit *k, const char *ref, const struct kci_root_
 		o.phase = p->phase;
 		o.ctx = p->ctx;
 		o.cancel = p->cancel;
+		o.policy = p->policy;
 	}
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&k->lock);

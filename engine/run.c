@@ -152,6 +152,7 @@ kci_engine_run(const struct kci_plan *p, const int *selected, const struct kci_e
 	struct job_shared sh = { .kit = o->kit,
 				 .p = p,
 				 .secrets = o->secrets,
+				 .registries = &o->registries,
 				 .art_fd = -1,
 				 .logs_fd = -1,
 				 .out_dir = o->out_dir,

@@ -80,6 +80,7 @@ http_xfer_new(struct http *c)
 	if (!x->h && !(x->h = curl_easy_init()))
 		abort(); /* only fails for lack of memory */
 	x->cancel = c->opts.cancel;
+	x->quiet_bodies = c->opts.quiet_bodies;
 	return x;
 }
 
@@ -414,8 +415,9 @@ url_allowed(struct http *c, const char *url, char *origin, size_t size, int *loo
 		why = "not an http(s) URL";
 	else if (*loopback && !c->opts.loopback_ok)
 		why = "a loopback address, but the registry is not on loopback";
-	else if (!https && !*loopback)
-		why = "plain HTTP is allowed only to loopback hosts";
+	else if (!https && !*loopback &&
+		 !(c->opts.plain_origin && strcmp(origin, c->opts.plain_origin) == 0))
+		why = "plain HTTP is allowed only to loopback hosts and insecure registries";
 	if (!why)
 		return 0;
 	text_clean(shown, sizeof(shown), url, strlen(url));
@@ -556,7 +558,8 @@ http_error_detail(const struct http_xfer *x, char *out, size_t size)
 	registry_errors_text(x->errbody, x->errlen, detail, sizeof(detail));
 	/* Not a registry's error JSON: a line of whatever answered may still say what is wrong
 	 * ("Client sent an HTTP request to an HTTPS server"). */
-	if (!detail[0] && x->errlen && x->errbody[0] != '{' && x->errbody[0] != '<')
+	if (!detail[0] && !x->quiet_bodies && x->errlen && x->errbody[0] != '{' &&
+	    x->errbody[0] != '<')
 		text_clean(detail, 120, x->errbody, strcspn(x->errbody, "\r\n"));
 	if (detail[0])
 		snprintf(out, size, " (%s)", detail);

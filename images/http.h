@@ -33,6 +33,10 @@ struct http_opts {
 	long retry_base_ms;	 /* first backoff; doubles per attempt, with jitter */
 	long retry_max_ms;	 /* cap for one wait, and the largest Retry-After obeyed */
 	const volatile sig_atomic_t *cancel; /* non-zero aborts transfers (KCI_CANCELED) */
+	/* Plain HTTP is allowed to this origin ("http://host:port") too: an insecure registry. */
+	const char *plain_origin;
+	/* Error bodies that are not a registry's JSON are never quoted in messages. */
+	int quiet_bodies;
 };
 
 /* A client with opts (copied; ca_file and cancel are borrowed). KCI_ERROR if libcurl fails. */
@@ -92,6 +96,7 @@ struct http_xfer {
 	char errbody[HTTP_ERROR_BODY_MAX];
 	size_t errlen;
 	char curl_err[CURL_ERROR_SIZE];
+	int quiet_bodies; /* from the client's opts */
 };
 
 /* A transfer on one of c's easy handles (kept for its connections); free with http_xfer_free. */

@@ -57,15 +57,36 @@ void kci_images_free(struct kci_images *im);
 /* Progress of one blob download; the CLI renders it, the library prints nothing. */
 typedef void (*kci_pull_progress_fn)(void *ctx, const char *digest, uint64_t done, uint64_t total);
 
+/*
+ * The registries an image named by someone other than the operator (a
+ * pipeline file) may come from, as the operator granted them: "HOST[:PORT]"
+ * ("docker.io" for Docker Hub). Listed registries get the operator's
+ * credentials; an unlisted one is never contacted.
+ */
+struct kci_registry_policy {
+	char *const *registries; /* over HTTPS; NULL-terminated or NULL */
+	char *const *insecure; /* over plain HTTP (--insecure-registry); NULL-terminated or NULL */
+};
+
+/*
+ * Whether policy lets `ref` be used; *plain_http says to use HTTP. KCI_INVALID
+ * names the registry and how to allow it; a NULL policy allows everything
+ * (the operator's own command line).
+ */
+int kci_images_policy_check(const struct kci_registry_policy *policy, const char *ref,
+			    int *plain_http, struct kci_err *err);
+
 struct kci_pull_opts {
 	kci_pull_progress_fn progress;
 	void *ctx;
 	unsigned parallel;		     /* layer downloads at once; 0 = default (4) */
 	const volatile sig_atomic_t *cancel; /* non-zero stops the pull (KCI_CANCELED) */
+	/* The ref came from a pipeline: only these registries; NULL = the operator's own pull. */
+	const struct kci_registry_policy *policy;
 };
 #define KCI_PULL_OPTS_INIT                                                                         \
 	{                                                                                          \
-		NULL, NULL, 0, NULL                                                                \
+		NULL, NULL, 0, NULL, NULL                                                          \
 	}
 
 /*

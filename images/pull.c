@@ -195,6 +195,13 @@ kci_image_pull(struct kci_images *im, const char *ref_s, const struct kci_pull_o
 		goto out;
 	struct registry_opts ropts = REGISTRY_OPTS_INIT;
 	ropts.cancel = o ? o->cancel : NULL;
+	/* A pipeline's image: only the operator's registries, and their replies only. */
+	if (o && o->policy) {
+		if ((rc = kci_images_policy_check(o->policy, ref_s, &ropts.plain_http, err)) < 0)
+			goto out;
+		ropts.loopback_https = !ropts.plain_http;
+		ropts.quiet_bodies = 1;
+	}
 	if ((rc = registry_new(&p.reg, &ref, &ropts, err)) < 0)
 		goto fail;
 	/* Shared: a concurrent prune must not delete blobs that no ref names yet. */

@@ -319,6 +319,59 @@ host_is_loopback(const char *host)
 	return IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127;
 }
 
+/* "docker.io" and its aliases name Docker Hub's registry; the rest, lowercased. */
+static void
+registry_name(const char *in, char *out, size_t size)
+{
+	if (!strcasecmp(in, "docker.io") || !strcasecmp(in, "index.docker.io"))
+		in = DOCKER_HUB;
+	snprintf(out, size, "%s", in);
+	for (char *c = out; *c; c++)
+		*c = (char)(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
+}
+
+static int
+listed(char *const *list, const char *registry)
+{
+	char name[256];
+
+	for (size_t i = 0; list && list[i]; i++) {
+		registry_name(list[i], name, sizeof(name));
+		if (strcmp(name, registry) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+int
+kci_images_policy_check(const struct kci_registry_policy *policy, const char *ref, int *plain_http,
+			struct kci_err *err)
+{
+	struct kci_image_ref r;
+	char name[256];
+	int rc;
+
+	*plain_http = 0;
+	if (!policy)
+		return 0;
+	if ((rc = kci_image_ref_parse(ref, &r, err)) < 0)
+		return rc;
+	registry_name(r.registry, name, sizeof(name));
+	if (listed(policy->registries, name))
+		return 0;
+	if (listed(policy->insecure, name)) {
+		*plain_http = 1;
+		return 0;
+	}
+	if (!strcmp(name, DOCKER_HUB))
+		snprintf(name, sizeof(name), "docker.io");
+	return kci_err_set(err, KCI_INVALID,
+			   "image %s: the registry %s is not one you allowed for pipelines (kci "
+			   "run --registry %s to pull from it over HTTPS with your credentials, "
+			   "--insecure-registry %s over plain HTTP)",
+			   ref, name, name, name);
+}
+
 int
 kci_image_ref_is_loopback(const struct kci_image_ref *r)
 {

@@ -20,7 +20,8 @@
 
 struct registry {
 	struct kci_image_ref ref;
-	char base[300]; /* scheme://host[:port] */
+	char base[300];		/* scheme://host[:port] */
+	char plain_origin[300]; /* base as http.c compares origins, for an insecure registry */
 	struct http *http;
 	struct auth *auth;
 };
@@ -50,14 +51,21 @@ registry_new(struct registry **out, const struct kci_image_ref *ref,
 		.retry_base_ms = opts->retry_base_ms,
 		.retry_max_ms = opts->retry_max_ms,
 		.cancel = opts->cancel,
+		.quiet_bodies = opts->quiet_bodies,
 	};
-	if ((rc = http_new(&http, &hopts, err)) < 0)
-		return rc;
 	r = kci_xcalloc(1, sizeof(*r));
+	https = !opts->plain_http && (!kci_image_ref_is_loopback(ref) || opts->loopback_https);
+	snprintf(r->base, sizeof(r->base), "%s://%s", https ? "https" : "http", ref->registry);
+	int unused_https, unused_loopback;
+	if (opts->plain_http && url_origin(r->base, r->plain_origin, sizeof(r->plain_origin),
+					   &unused_https, &unused_loopback) == 0)
+		hopts.plain_origin = r->plain_origin;
+	if ((rc = http_new(&http, &hopts, err)) < 0) {
+		free(r);
+		return rc;
+	}
 	r->ref = *ref;
 	r->http = http;
-	https = !kci_image_ref_is_loopback(ref) || opts->loopback_https;
-	snprintf(r->base, sizeof(r->base), "%s://%s", https ? "https" : "http", ref->registry);
 	r->auth = auth_new(http, ref->registry, ref->repo, opts->docker_config);
 	*out = r;
 	return 0;

@@ -21,6 +21,8 @@ struct registry_opts {
 	const char *docker_config; /* config.json path; NULL: auth_config_path() */
 	const char *ca_file;	   /* CA bundle for TLS; NULL: the system's */
 	int loopback_https;	   /* use https for loopback registries too (default: http) */
+	int plain_http;		   /* an insecure registry: plain HTTP, wherever it is */
+	int quiet_bodies;	   /* never quote a non-registry reply (pipelines' pulls) */
 	long connect_timeout_ms;   /* TCP + TLS connect */
 	long stall_ms;		   /* abort a transfer below 1 KiB/s for this long */
 	long request_timeout_ms;   /* whole manifest/token requests (not blobs) */
@@ -31,7 +33,8 @@ struct registry_opts {
 };
 #define REGISTRY_OPTS_INIT                                                                         \
 	{                                                                                          \
-		NULL, NULL, 0, 30000, 60000, 300000, 5, 500, 30000, NULL                           \
+		.connect_timeout_ms = 30000, .stall_ms = 60000, .request_timeout_ms = 300000,      \
+		.max_attempts = 5, .retry_base_ms = 500, .retry_max_ms = 30000                     \
 	}
 
 /*

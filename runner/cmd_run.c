@@ -47,6 +47,10 @@ static const char usage_text[] =
 	"      --secret NAME     grant the pipeline secret NAME, with the value it has in\n"
 	"                        your environment (repeatable); the pipeline only asks\n"
 	"      --secret-file F   grant the NAME=VALUE lines of F as secrets\n"
+	"      --registry HOST   let the pipeline's images come from HOST[:PORT] over HTTPS,\n"
+	"                        with your credentials (repeatable; docker.io for Docker Hub)\n"
+	"      --insecure-registry HOST\n"
+	"                        the same over plain HTTP (repeatable)\n"
 	"      --timeout DUR     time limit of a job whose pipeline sets none (default 1h)\n"
 	"      --max-output SIZE output a job may print before it is failed (default 64M)\n"
 	"      --kernel PATH     guest kernel bundle directory or vmlinuz file\n"
@@ -73,6 +77,8 @@ enum {
 	OPT_SECRET_FILE,
 	OPT_TIMEOUT,
 	OPT_MAX_OUTPUT,
+	OPT_REGISTRY,
+	OPT_INSECURE_REGISTRY,
 	OPT_KERNEL,
 	OPT_ACCEL,
 	OPT_DEBUG
@@ -88,6 +94,8 @@ static const struct option long_opts[] = {
 	{ "secret-file", required_argument, NULL, OPT_SECRET_FILE },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "max-output", required_argument, NULL, OPT_MAX_OUTPUT },
+	{ "registry", required_argument, NULL, OPT_REGISTRY },
+	{ "insecure-registry", required_argument, NULL, OPT_INSECURE_REGISTRY },
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
 	{ "accel", required_argument, NULL, OPT_ACCEL },
 	{ "debug", no_argument, NULL, OPT_DEBUG },
@@ -99,6 +107,8 @@ struct run_opts {
 	const char *dir, *commit, *secret_file, *kernel;
 	char **jobs, **secrets; /* --job, --secret */
 	size_t njobs, nsecrets;
+	char **registries, **insecure; /* --registry, --insecure-registry */
+	size_t nregistries, ninsecure;
 	int64_t timeout_ms;
 	uint64_t max_output_mib;
 	unsigned max_jobs;
@@ -107,6 +117,15 @@ struct run_opts {
 };
 
 /* ---- options ---- */
+
+static void
+run_opts_clear(struct run_opts *o)
+{
+	kci_strv_free(o->jobs);
+	kci_strv_free(o->secrets);
+	kci_strv_free(o->registries);
+	kci_strv_free(o->insecure);
+}
 
 static int
 bad_value(const char *opt, const char *value, const char *want)
@@ -168,6 +187,12 @@ parse_opts(int argc, char **argv, struct run_opts *o)
 			break;
 		case OPT_SECRET:
 			kci_strv_add(&o->secrets, &o->nsecrets, optarg);
+			break;
+		case OPT_REGISTRY:
+			kci_strv_add(&o->registries, &o->nregistries, optarg);
+			break;
+		case OPT_INSECURE_REGISTRY:
+			kci_strv_add(&o->insecure, &o->ninsecure, optarg);
 			break;
 		case OPT_SECRET_FILE:
 			o->secret_file = optarg;
@@ -414,8 +439,7 @@ kci_cmd_run(int argc, char **argv)
 
 	rc = parse_opts(argc, argv, &o);
 	if (rc <= 0) {
-		kci_strv_free(o.jobs);
-		kci_strv_free(o.secrets);
+		run_opts_clear(&o);
 		return rc == 0 ? 0 : KCI_EXIT_RUNNER;
 	}
 	/* Signals are ours from here on (a Ctrl-C while staging is not lost); --list runs nothing.
@@ -460,6 +484,8 @@ kci_cmd_run(int argc, char **argv)
 	eo.max_jobs = o.max_jobs;
 	eo.default_timeout_ms = o.timeout_ms;
 	eo.output_limit = o.max_output_mib << 20;
+	eo.registries.registries = o.registries;
+	eo.registries.insecure = o.insecure;
 	eo.secrets = secrets;
 	eo.console_fd = o.debug ? STDERR_FILENO : -1;
 	eo.cancel_fd = sw.cancel_fd;
@@ -480,8 +506,7 @@ out:
 	kci_engine_kit_free(kit);
 	kci_engine_secrets_free(granted);
 	kci_strv_free(secrets);
-	kci_strv_free(o.jobs);
-	kci_strv_free(o.secrets);
+	run_opts_clear(&o);
 	free(selected);
 	free(states);
 	/* However far the run got, how it was stopped decides the status. */
