@@ -28,7 +28,9 @@ kci_err_sys(struct kci_err *err, int errnum, const char *fmt, ...)
 
 	if (!err)
 		return KCI_ERROR;
-	err->code = errnum == ENOENT ? KCI_NOTFOUND : KCI_ERROR;
+	err->code = errnum == ENOENT			   ? KCI_NOTFOUND
+		    : errnum == ENOSPC || errnum == EDQUOT ? KCI_NOSPACE
+							   : KCI_ERROR;
 	va_start(ap, fmt);
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 	va_end(ap);
@@ -78,6 +80,9 @@ kci_err_code_for_input_errno(int errnum)
 	case EMLINK:
 	case ENOTEMPTY:
 		return KCI_INVALID;
+	case ENOSPC:
+	case EDQUOT:
+		return KCI_NOSPACE;
 	default:
 		return KCI_ERROR;
 	}

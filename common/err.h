@@ -13,6 +13,7 @@ enum kci_code {
 	KCI_INVALID = -5,  /* bad input: arguments, files, peer data */
 	KCI_DIGEST = -6,   /* content does not match its digest */
 	KCI_PROTO = -7,	   /* the peer broke the protocol */
+	KCI_NOSPACE = -8,  /* a byte budget (free space, a cap) would be exceeded; ENOSPC */
 };
 
 #define KCI_ERR_MAX 1024

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/fs.h"
+#include "common/parse.h"
 #include "common/strv.h"
 #include "common/xalloc.h"
 #include "images/images.h"
@@ -20,26 +21,40 @@
 #define SHM_DIR	   "/dev/shm"
 #define SHM_PREFIX "kci-unpack-"
 
-/*
- * Where to unpack: tmpfs when the layers, generously inflated, fit in half of
- * its free space (writing thousands of files to tmpfs costs a fraction of
- * writing them to a journalled disk: 1.4 s versus 3.7 s for bench/pull's
- * image), else next to the disk image.
- */
-static char *
-tree_template(const char *disk, char **layers)
-{
-	uint64_t compressed = 0;
-	struct statvfs v;
-	struct stat st;
+#define IMAGE_MAX_DEFAULT (16ULL << 30)	 /* unpacked bytes of one image; KCI_IMAGE_MAX raises it */
+#define SHM_RESERVE_MIN	  (512ULL << 20) /* tmpfs is RAM: this much (or a quarter) stays free */
+#define DISK_RESERVE	  (1ULL << 30)	 /* the disk keeps this much for everything else */
 
-	for (size_t i = 0; layers[i]; i++)
-		if (stat(layers[i], &st) == 0)
-			compressed += (uint64_t)st.st_size;
-	if (statvfs(SHM_DIR, &v) == 0 && compressed < UINT64_MAX / 8 &&
-	    (uint64_t)v.f_bavail * v.f_frsize / 2 > compressed * 8)
-		return kci_xasprintf(SHM_DIR "/" SHM_PREFIX "%d-XXXXXX", (int)getpid());
-	return kci_xasprintf("%s.tree-%d-XXXXXX", disk, (int)getpid());
+/* The cap on one image's unpacked files: KCI_IMAGE_MAX (e.g. 32G) or 16 GiB. */
+static uint64_t
+image_cap(void)
+{
+	const char *v = getenv("KCI_IMAGE_MAX");
+	uint64_t mib;
+
+	return v && kci_parse_size_mib(v, &mib) == 0 && mib > 0 ? mib << 20 : IMAGE_MAX_DEFAULT;
+}
+
+/* What may be written under path: its free space less a reserve, 0 if none. */
+static uint64_t
+room(const char *path, uint64_t reserve_min, unsigned reserve_div)
+{
+	struct statvfs v;
+	uint64_t avail, total, reserve;
+
+	if (statvfs(path, &v) < 0)
+		return 0;
+	avail = (uint64_t)v.f_bavail * v.f_frsize;
+	total = (uint64_t)v.f_blocks * v.f_frsize;
+	reserve = reserve_div && total / reserve_div > reserve_min ? total / reserve_div
+								   : reserve_min;
+	return avail > reserve ? avail - reserve : 0;
+}
+
+static uint64_t
+min64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
 }
 
 /* Removes unpack trees in tmpfs whose kci is gone: they hold RAM until reboot otherwise. */
@@ -66,35 +81,79 @@ sweep_shm(void)
 		closedir(d);
 }
 
-/* Unpacks the layers into a temp tree, builds the ext4 image from it, removes the tree. */
+/* Unpacks the layers into a fresh tree at parent (a mkdtemp template) within budget bytes. */
 static int
-build_disk(const char *disk, char **layers, struct kci_image_config *cfg, struct kci_err *err)
+unpack_in(char *parent, char **layers, size_t n, const struct kci_image_config *cfg,
+	  uint64_t budget, const char *disk, struct kci_err *err)
 {
-	char *parent = tree_template(disk, layers), *tree;
-	size_t n = 0;
+	char *tree;
 	int rc;
 
-	while (layers[n])
-		n++;
-	sweep_shm();
 	/*
 	 * The tree lives inside a 0700 dir: in a shared tmpfs, other local users
 	 * must not read the image, plant files in its world-writable dirs before
 	 * mke2fs copies them, or swap dirs for symlinks under our removal.
 	 */
-	if (!mkdtemp(parent)) {
-		rc = kci_err_sys(err, errno, "mkdtemp %s", parent);
-		free(parent);
-		return rc;
-	}
+	if (!mkdtemp(parent))
+		return kci_err_sys(err, errno, "mkdtemp %s", parent);
 	tree = kci_xasprintf("%s/rootfs", parent);
 	rc = kci_image_unpack(tree, (const char *const *)layers, (const char *const *)cfg->diff_ids,
-			      n, err);
+			      n, budget, err);
 	if (rc == 0)
 		rc = kci_rootfs_build(tree, disk, err);
 	kci_rm_rf(parent, NULL);
 	free(tree);
-	free(parent);
+	return rc;
+}
+
+/*
+ * Unpacks the layers into a temp tree, builds the ext4 image from it, removes
+ * the tree. The tree goes to tmpfs when the layers, generously inflated, fit
+ * in half of its room (writing thousands of files there costs a fraction of
+ * writing them to a journalled disk: 1.4 s versus 3.7 s for bench/pull's
+ * image), else next to the disk image. Either way the files may add up only
+ * to the room there (a decompression bomb is stopped before it fills RAM or
+ * disk) and to the per-image cap; a tree too big for tmpfs is tried on disk.
+ */
+static int
+build_disk(const char *disk, char **layers, struct kci_image_config *cfg, struct kci_err *err)
+{
+	char *dir = kci_xstrdup(disk), *slash = strrchr(dir, '/'), *parent;
+	uint64_t compressed = 0, cap = image_cap(), shm, ondisk;
+	size_t n = 0;
+	struct stat st;
+	int rc = KCI_NOSPACE, in_shm = 0;
+
+	for (; layers[n]; n++)
+		if (stat(layers[n], &st) == 0)
+			compressed += (uint64_t)st.st_size;
+	if (slash)
+		*slash = '\0';
+	sweep_shm();
+	shm = room(SHM_DIR, SHM_RESERVE_MIN, 4);
+	/* On disk the tree and the image built from it stand side by side for a moment. */
+	ondisk = room(dir, DISK_RESERVE, 0) / 2;
+	if (compressed < UINT64_MAX / 8 && shm / 2 > compressed * 8) {
+		in_shm = 1;
+		parent = kci_xasprintf(SHM_DIR "/" SHM_PREFIX "%d-XXXXXX", (int)getpid());
+		rc = unpack_in(parent, layers, n, cfg, min64(cap, shm), disk, err);
+		free(parent);
+	}
+	/* Too big for tmpfs (not for the cap): the disk may have the room. */
+	if (rc == KCI_NOSPACE && (!in_shm || (shm < cap && ondisk > shm))) {
+		parent = kci_xasprintf("%s.tree-%d-XXXXXX", disk, (int)getpid());
+		rc = unpack_in(parent, layers, n, cfg, min64(cap, ondisk), disk, err);
+		free(parent);
+	}
+	if (rc == KCI_NOSPACE)
+		rc = kci_err_set(
+			err, KCI_NOSPACE,
+			"its layers unpack to more than kci may write: %llu MiB at most "
+			"(free space in " SHM_DIR " and %s less a reserve, and the cap of "
+			"%llu MiB per image, which KCI_IMAGE_MAX raises)",
+			(unsigned long long)(min64(cap, shm > ondisk ? shm : ondisk) >> 20), dir,
+			(unsigned long long)(cap >> 20));
+	free(dir);
 	return rc;
 }
 

@@ -346,7 +346,12 @@ child_main(int root_fd, const int *in_fds, const char *const *digests, size_t n,
 	if ((rc = extract_confine(&root_fd, keep, n + 1, p, &err)) < 0)
 		kci_err_prefix(&err, "confine the extracting child");
 	for (size_t i = 0; rc == 0 && i < n; i++) {
-		rc = extract_stream(root_fd, in_fds[i], p, digests ? digests[i] : NULL, &one, &err);
+		/* One byte budget for all the archives: what the ones before used is gone. */
+		struct kci_extract_policy left = *p;
+
+		left.max_bytes = p->max_bytes - r.stats.bytes;
+		rc = extract_stream(root_fd, in_fds[i], &left, digests ? digests[i] : NULL, &one,
+				    &err);
 		stats_add(&r.stats, &one);
 		if (rc < 0 && n > 1)
 			kci_err_prefix(&err, "%s %zu of %zu", p->archive, i + 1, n);
@@ -402,7 +407,7 @@ await_child(pid_t pid, int fd, struct kci_extract_stats *stats, struct kci_err *
 	for (char *s = r.msg; *s; s++)
 		if ((unsigned char)*s < 0x20 || (unsigned char)*s == 0x7f)
 			*s = '?';
-	return kci_err_set(err, r.code < 0 && r.code >= KCI_PROTO ? r.code : KCI_ERROR, "%s",
+	return kci_err_set(err, r.code < 0 && r.code >= KCI_NOSPACE ? r.code : KCI_ERROR, "%s",
 			   r.msg);
 }
 

@@ -194,10 +194,10 @@ limit_bytes(const struct xt *x, struct kci_err *err)
 	uint64_t max = x->p->max_bytes;
 
 	if (max >= (1ULL << 20) && max % (1ULL << 20) == 0)
-		return kci_err_set(err, KCI_INVALID,
+		return kci_err_set(err, KCI_NOSPACE,
 				   "%s: files add up to more than %" PRIu64 " MiB", x->p->archive,
 				   max >> 20);
-	return kci_err_set(err, KCI_INVALID, "%s: files add up to more than %" PRIu64 " bytes",
+	return kci_err_set(err, KCI_NOSPACE, "%s: files add up to more than %" PRIu64 " bytes",
 			   x->p->archive, max);
 }
 

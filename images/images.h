@@ -137,11 +137,13 @@ int kci_image_resolve(struct kci_images *im, const char *ref, struct kci_image_c
 
 /*
  * Unpacks layers (in order) into rootfs_dir with KCI_EXTRACT_LAYER, all in one
- * confined child; diff_ids (may be NULL) are checked. Caller removes the dir
- * on failure.
+ * confined child; diff_ids (may be NULL) are checked. Their files may add up
+ * to max_bytes at most (KCI_NOSPACE beyond, before the file is written: a
+ * decompression bomb stops there). Caller removes the dir on failure.
  */
 int kci_image_unpack(const char *rootfs_dir, const char *const *blob_paths,
-		     const char *const *diff_ids, size_t n, struct kci_err *err);
+		     const char *const *diff_ids, size_t n, uint64_t max_bytes,
+		     struct kci_err *err);
 
 /* ---- untrusted tar archives: one extractor, a policy per kind (extract*.c) ---- */
 
@@ -204,7 +206,8 @@ struct kci_extract_policy {
 	bool confined;
 	/* Caps, each refused with KCI_INVALID beyond it. */
 	uint64_t max_stream;  /* the (uncompressed) tar stream */
-	uint64_t max_bytes;   /* regular files' sizes added up, before their data is written */
+	uint64_t max_bytes;   /* regular files' sizes added up, before their data is written,
+				 over every archive of one call; KCI_NOSPACE beyond it */
 	uint64_t max_file;    /* one regular file's size */
 	uint64_t max_entries; /* tar headers */
 	uint64_t max_names;   /* names created: entries, missing parents, replacements */

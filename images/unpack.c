@@ -27,11 +27,12 @@ open_all(const char *rootfs_dir, const char *const *blob_paths, size_t n, int *r
 
 int
 kci_image_unpack(const char *rootfs_dir, const char *const *blob_paths, const char *const *diff_ids,
-		 size_t n, struct kci_err *err)
+		 size_t n, uint64_t max_bytes, struct kci_err *err)
 {
-	static const struct kci_extract_policy layer = KCI_EXTRACT_LAYER;
+	struct kci_extract_policy layer = KCI_EXTRACT_LAYER;
 	int root_fd = -1, *blob_fds = kci_xmalloc((n + 1) * sizeof(int)), rc;
 
+	layer.max_bytes = max_bytes;
 	for (size_t i = 0; i < n; i++)
 		blob_fds[i] = -1;
 	if ((rc = open_all(rootfs_dir, blob_paths, n, &root_fd, blob_fds, err)) < 0)

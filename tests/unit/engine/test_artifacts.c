@@ -176,7 +176,7 @@ test_artifacts__limits_are_the_engines(void **state)
 	tar_begin(&w);
 	put(&w, "a", AE_IFREG | 0644, "0123456789", NULL);
 	put(&w, "b", AE_IFREG | 0644, "!", NULL);
-	assert_int_equal(run(fx, &w, &ten_bytes, &st, &err), KCI_INVALID);
+	assert_int_equal(run(fx, &w, &ten_bytes, &st, &err), KCI_NOSPACE);
 	assert_string_equal(err.msg, "artifacts: files add up to more than 10 bytes");
 	assert_int_equal(st.bytes, 10);
 	assert_int_equal(st.files, 1);
