@@ -38,6 +38,8 @@ struct kci_kit_opts {
 int kci_engine_kit_new(struct kci_kit **out, const struct kci_kit_opts *o, struct kci_err *err);
 void kci_engine_kit_free(struct kci_kit *k);
 const char *kci_engine_kit_home(const struct kci_kit *k);
+/* Where the VMs' runtime dirs (and their writable disks) go. */
+const char *kci_engine_kit_run_dir(const struct kci_kit *k);
 /* The accelerator chosen; *why (borrowed) says why in one line, for the user. */
 enum kci_accel kci_engine_kit_accel(const struct kci_kit *k, const char **why);
 
@@ -198,6 +200,9 @@ struct kci_engine_opts {
 
 /* A job without a `timeout:` ends after this unless the operator says otherwise. */
 #define KCI_ENGINE_JOB_TIMEOUT_MS (60LL * 60 * 1000)
+/* A job's VM without `memory:` or `disk:` (its writable scratch disk), in MiB. */
+#define KCI_ENGINE_JOB_MEMORY_MIB 512
+#define KCI_ENGINE_JOB_DISK_MIB	  8192
 /* Output a job may print before it is failed: its events and its log alike. */
 #define KCI_ENGINE_OUTPUT_LIMIT (64ULL << 20)
 

@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include "common/fs.h"
-#include "common/parse.h"
 #include "common/strv.h"
 #include "common/xalloc.h"
 #include "images/images.h"
@@ -21,19 +20,8 @@
 #define SHM_DIR	   "/dev/shm"
 #define SHM_PREFIX "kci-unpack-"
 
-#define IMAGE_MAX_DEFAULT (16ULL << 30)	 /* unpacked bytes of one image; KCI_IMAGE_MAX raises it */
-#define SHM_RESERVE_MIN	  (512ULL << 20) /* tmpfs is RAM: this much (or a quarter) stays free */
-#define DISK_RESERVE	  (1ULL << 30)	 /* the disk keeps this much for everything else */
-
-/* The cap on one image's unpacked files: KCI_IMAGE_MAX (e.g. 32G) or 16 GiB. */
-static uint64_t
-image_cap(void)
-{
-	const char *v = getenv("KCI_IMAGE_MAX");
-	uint64_t mib;
-
-	return v && kci_parse_size_mib(v, &mib) == 0 && mib > 0 ? mib << 20 : IMAGE_MAX_DEFAULT;
-}
+#define SHM_RESERVE_MIN (512ULL << 20) /* tmpfs is RAM: this much (or a quarter) stays free */
+#define DISK_RESERVE	(1ULL << 30)   /* the disk keeps this much for everything else */
 
 /* What may be written under path: its free space less a reserve, 0 if none. */
 static uint64_t
@@ -119,7 +107,7 @@ static int
 build_disk(const char *disk, char **layers, struct kci_image_config *cfg, struct kci_err *err)
 {
 	char *dir = kci_xstrdup(disk), *slash = strrchr(dir, '/'), *parent;
-	uint64_t compressed = 0, cap = image_cap(), shm, ondisk;
+	uint64_t compressed = 0, cap = kci_images_max_bytes(), shm, ondisk;
 	size_t n = 0;
 	struct stat st;
 	int rc = KCI_NOSPACE, in_shm = 0;

@@ -43,6 +43,8 @@ int cancel_check(struct cancel *c);
 
 /* ---- sched.c: which job runs when ---- */
 
+enum { SCHED_MEMORY, SCHED_DISK, SCHED_RESOURCES }; /* what admission counts, in MiB */
+
 /* Runs job `job` of the plan to its end and returns its final state. */
 typedef enum kci_job_state (*job_fn)(void *ctx, size_t job);
 
@@ -53,12 +55,12 @@ struct sched_opts {
 	job_fn run;	     /* called on a thread of its own per job */
 	void *ctx;
 	/*
-	 * Admission: a job starts only while the summed cost of the running
-	 * jobs and its own stays within budget (a job alone always starts).
-	 * cost NULL = no budget.
+	 * Admission: a job starts only while, for every resource, the summed
+	 * cost of the running jobs and its own stays within that budget (a job
+	 * alone always starts). cost NULL = no budget.
 	 */
-	uint64_t (*cost)(void *ctx, size_t job);
-	uint64_t budget;
+	uint64_t (*cost)(void *ctx, size_t job, int resource);
+	uint64_t budget[SCHED_RESOURCES];
 	struct emitter *em;
 	struct cancel *cancel;
 };
@@ -160,6 +162,7 @@ struct job_shared {
 	unsigned default_cpus;	    /* vCPUs of a job that does not ask for a number */
 	int64_t default_timeout_ms; /* of a job that sets none */
 	uint64_t output_limit;	    /* bytes of output per job, events and log alike */
+	uint64_t workspace_mib;	    /* the workspace disk's size: each VM's copy may fill it */
 	int console_fd;
 };
 

@@ -583,8 +583,8 @@ boot(struct job_ctx *c, struct kci_root *root, struct kci_vm **vm, char **why)
 		     host_cpus);
 		vo.cpus = (unsigned)host_cpus;
 	}
-	if (c->j->memory_mib)
-		vo.memory_mib = c->j->memory_mib;
+	vo.memory_mib = c->j->memory_mib ? c->j->memory_mib : KCI_ENGINE_JOB_MEMORY_MIB;
+	vo.scratch_mib = c->j->disk_mib ? c->j->disk_mib : KCI_ENGINE_JOB_DISK_MIB;
 	vo.timeout_ms = job_timeout(c);
 	vo.console_fd = sh->console_fd;
 	vo.workspace = sh->workspace_disk;

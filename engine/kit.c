@@ -79,6 +79,12 @@ kci_engine_kit_home(const struct kci_kit *k)
 	return k->home;
 }
 
+const char *
+kci_engine_kit_run_dir(const struct kci_kit *k)
+{
+	return k->rundir;
+}
+
 enum kci_accel
 kci_engine_kit_accel(const struct kci_kit *k, const char **why)
 {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "common/fs.h"
@@ -18,6 +19,7 @@
 #define VM_MEMORY_BUDGET_MIB 1024 /* host memory one job's VM is allowed, QEMU included */
 #define WORKSPACE_FREE_MIB   4096 /* room the jobs have to build in /workspace (sparse) */
 #define VM_QEMU_MIB	     256  /* QEMU's own memory beside its guest's, as measured under TCG */
+#define DISK_RESERVE_MIB     1024 /* the disk keeps this much for everything else */
 
 unsigned
 kci_engine_default_jobs(void)
@@ -123,16 +125,33 @@ run_one(void *ctx, size_t idx)
 	return job_run(ctx, idx);
 }
 
-/* What a job's VM takes from the host's memory: its RAM and QEMU's own, in MiB. */
+/*
+ * What a job's VM may take, in MiB: of the host's memory, its RAM and QEMU's
+ * own; of the disk, its scratch disk and its copy of the workspace disk
+ * filled to their sizes (both are sparse: this is the worst case).
+ */
 static uint64_t
-job_memory(void *ctx, size_t idx)
+job_cost(void *ctx, size_t idx, int resource)
 {
 	const struct job_shared *sh = ctx;
-	const struct kci_vm_opts defaults = KCI_VM_OPTS_INIT;
-	uint64_t mib =
-		sh->p->jobs[idx].memory_mib ? sh->p->jobs[idx].memory_mib : defaults.memory_mib;
+	const struct kci_job *j = &sh->p->jobs[idx];
 
-	return mib + VM_QEMU_MIB;
+	if (resource == SCHED_MEMORY)
+		return (j->memory_mib ? j->memory_mib : KCI_ENGINE_JOB_MEMORY_MIB) + VM_QEMU_MIB;
+	return (j->disk_mib ? j->disk_mib : KCI_ENGINE_JOB_DISK_MIB) + sh->workspace_mib;
+}
+
+/* Disk all VMs at once may fill: the free space where their disks live, less a reserve. */
+static uint64_t
+disk_budget(const char *dir)
+{
+	struct statvfs v;
+	uint64_t avail;
+
+	if (statvfs(dir, &v) < 0)
+		return UINT64_MAX;
+	avail = (uint64_t)v.f_bavail * v.f_frsize >> 20;
+	return avail > DISK_RESERVE_MIB ? avail - DISK_RESERVE_MIB : 0;
 }
 
 /* Memory all VMs at once may take: 3/4 of the host's, the rest is the host's own. */
@@ -169,12 +188,9 @@ kci_engine_run(const struct kci_plan *p, const int *selected, const struct kci_e
 	struct masker mask;
 	char *workspace_disk = NULL;
 	int *sel = kci_xcalloc(p->n_jobs ? p->n_jobs : 1, sizeof(int)), rc;
-	struct sched_opts so = { .p = p,
-				 .selected = sel,
-				 .run = run_one,
-				 .ctx = &sh,
-				 .cost = job_memory,
-				 .budget = memory_budget() };
+	struct sched_opts so = {
+		.p = p, .selected = sel, .run = run_one, .ctx = &sh, .cost = job_cost
+	};
 	struct stat st;
 
 	for (size_t i = 0; i < p->n_jobs; i++) {
@@ -203,6 +219,10 @@ kci_engine_run(const struct kci_plan *p, const int *selected, const struct kci_e
 	so.em = &em;
 	so.cancel = &cancel;
 	sh.default_cpus = default_cpus(p, sel, so.max_jobs);
+	if (workspace_disk && stat(workspace_disk, &st) == 0)
+		sh.workspace_mib = (uint64_t)st.st_size >> 20;
+	so.budget[SCHED_MEMORY] = memory_budget();
+	so.budget[SCHED_DISK] = disk_budget(kci_engine_kit_run_dir(o->kit));
 	sched_run(&so, states);
 	emitter_send(&em, &end);
 	emitter_destroy(&em);

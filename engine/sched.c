@@ -14,9 +14,9 @@
 
 struct sched {
 	const struct sched_opts *o;
-	enum kci_job_state *states; /* guarded by lock */
-	unsigned running;	    /* guarded by lock */
-	uint64_t spent;		    /* summed cost of the running jobs, guarded by lock */
+	enum kci_job_state *states;	 /* guarded by lock */
+	unsigned running;		 /* guarded by lock */
+	uint64_t spent[SCHED_RESOURCES]; /* summed cost of the running jobs, guarded by lock */
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* a job finished */
 };
@@ -63,8 +63,8 @@ job_thread(void *arg)
 	pthread_mutex_lock(&s->lock);
 	s->states[sl->idx] = st;
 	s->running--;
-	if (s->o->cost)
-		s->spent -= s->o->cost(s->o->ctx, sl->idx);
+	for (int r = 0; s->o->cost && r < SCHED_RESOURCES; r++)
+		s->spent[r] -= s->o->cost(s->o->ctx, sl->idx, r);
 	pthread_cond_signal(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 	return NULL;
@@ -77,6 +77,26 @@ end_without_running(struct sched *s, size_t i, enum kci_job_state st, const char
 
 	s->states[i] = st;
 	emitter_send(s->o->em, &ev);
+}
+
+/* Whether job i fits beside the running jobs in every budget. Called locked. */
+static int
+fits(const struct sched *s, size_t i)
+{
+	for (int r = 0; s->o->cost && r < SCHED_RESOURCES; r++)
+		if (s->spent[r] + s->o->cost(s->o->ctx, i, r) > s->o->budget[r])
+			return 0;
+	return 1;
+}
+
+/* Adds (sign 1) or takes back (-1) job i's costs. Called locked. */
+static void
+charge(struct sched *s, size_t i, int sign)
+{
+	for (int r = 0; s->o->cost && r < SCHED_RESOURCES; r++) {
+		uint64_t c = s->o->cost(s->o->ctx, i, r);
+		s->spent[r] = sign > 0 ? s->spent[r] + c : s->spent[r] - c;
+	}
 }
 
 /* One pass over the pending jobs: skip, cancel or start what can be. Called locked. */
@@ -111,17 +131,16 @@ schedule(struct sched *s, struct slot *slots)
 		if (need == -2 || s->running >= s->o->max_jobs)
 			continue;
 		/* Never over-commit: wait for running jobs to make room (a job alone may start). */
-		uint64_t cost = s->o->cost ? s->o->cost(s->o->ctx, i) : 0;
-		if (s->running > 0 && s->o->cost && s->spent + cost > s->o->budget)
+		if (s->running > 0 && !fits(s, i))
 			continue;
 		slots[i] = (struct slot){ .s = s, .idx = i, .started = 1 };
 		s->states[i] = KCI_JOB_RUNNING;
 		s->running++;
-		s->spent += cost;
+		charge(s, i, 1);
 		if (pthread_create(&slots[i].thread, NULL, job_thread, &slots[i]) != 0) {
 			slots[i].started = 0;
 			s->running--;
-			s->spent -= cost;
+			charge(s, i, -1);
 			end_without_running(s, i, KCI_JOB_ERROR, "cannot create a thread");
 		}
 	}

@@ -12,10 +12,20 @@
 #include <unistd.h>
 
 #include "common/fs.h"
+#include "common/parse.h"
 #include "common/strv.h"
 #include "common/xalloc.h"
 #include "images/image.h"
 #include "images/manifest.h"
+
+uint64_t
+kci_images_max_bytes(void)
+{
+	const char *v = getenv("KCI_IMAGE_MAX");
+	uint64_t mib;
+
+	return v && kci_parse_size_mib(v, &mib) == 0 && mib > 0 ? mib << 20 : 16ULL << 30;
+}
 
 int
 kci_images_open(struct kci_images **out, const char *home, struct kci_err *err)

@@ -76,6 +76,12 @@ struct kci_registry_policy {
 int kci_images_policy_check(const struct kci_registry_policy *policy, const char *ref,
 			    int *plain_http, struct kci_err *err);
 
+/*
+ * The cap on one image, unpacked or as its layers: $KCI_IMAGE_MAX (a size such
+ * as 32G) or 16 GiB.
+ */
+uint64_t kci_images_max_bytes(void);
+
 struct kci_pull_opts {
 	kci_pull_progress_fn progress;
 	void *ctx;

@@ -6,6 +6,7 @@
  * completed by the next one, which also sweeps the killed one's temp blobs.
  */
 #include <pthread.h>
+#include <sys/statvfs.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include "images/registry.h"
 
 #define PULL_PARALLEL 4
+#define PULL_RESERVE  (1ULL << 30) /* the store's disk keeps this much free for everything else */
 
 struct pull {
 	struct kci_images *im;
@@ -107,6 +109,42 @@ fetch_layers(struct pull *p, struct kci_err *err)
 	if (p->rc < 0)
 		*err = p->err;
 	return p->rc;
+}
+
+/*
+ * The layers the store still lacks must fit: their declared sizes added up
+ * against the store's free space less a reserve, checked before the first
+ * byte, so a registry declaring (or sending) an endless blob is refused
+ * instead of filling the disk. Sizes are also each blob's cap as it arrives.
+ */
+static int
+check_room(struct pull *p, struct kci_err *err)
+{
+	uint64_t need = 0, avail = 0;
+	struct statvfs v;
+
+	for (size_t i = 0; i < p->m->n_layers; i++)
+		if (!store_has_blob(p->im->store, p->m->layers[i].digest, p->m->layers[i].size))
+			need += (uint64_t)p->m->layers[i].size;
+	if (need == 0)
+		return 0;
+	if (statvfs(store_dir(p->im->store), &v) == 0)
+		avail = (uint64_t)v.f_bavail * v.f_frsize;
+	avail = avail > PULL_RESERVE ? avail - PULL_RESERVE : 0;
+	if (need > kci_images_max_bytes())
+		return kci_err_set(
+			err, KCI_NOSPACE,
+			"its layers add up to %llu MiB, more than the cap of %llu MiB per "
+			"image (KCI_IMAGE_MAX raises it)",
+			(unsigned long long)(need >> 20),
+			(unsigned long long)(kci_images_max_bytes() >> 20));
+	if (need <= avail)
+		return 0;
+	return kci_err_set(err, KCI_NOSPACE,
+			   "its layers add up to %llu MiB, more than the %llu MiB the store (%s) "
+			   "has free, less a %llu MiB reserve",
+			   (unsigned long long)(need >> 20), (unsigned long long)(avail >> 20),
+			   store_dir(p->im->store), (unsigned long long)(PULL_RESERVE >> 20));
 }
 
 /* The config: fetched if missing, parsed, and checked against the manifest and platform. */
@@ -214,7 +252,8 @@ kci_image_pull(struct kci_images *im, const char *ref_s, const struct kci_pull_o
 	    (rc = manifest_parse(man.body, man.len, man.media_type, &m, err)) < 0)
 		goto fail;
 	p.m = &m;
-	if ((rc = fetch_config(&p, err)) < 0 || (rc = fetch_layers(&p, err)) < 0 ||
+	if ((rc = check_room(&p, err)) < 0 || (rc = fetch_config(&p, err)) < 0 ||
+	    (rc = fetch_layers(&p, err)) < 0 ||
 	    (rc = store_put_bytes(im->store, man.body, man.len, man.digest, err)) < 0 ||
 	    (rc = store_ref_set(im->store, canon, m.media_type, man.digest, (int64_t)man.len,
 				err)) < 0)

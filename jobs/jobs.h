@@ -35,6 +35,7 @@ struct kci_job {
 	int64_t timeout_ms;  /* 0 = none */
 	unsigned cpus;	     /* 0 = default */
 	uint64_t memory_mib; /* 0 = default */
+	uint64_t disk_mib;   /* the VM's writable scratch disk; 0 = default */
 	int network;	     /* enum kci_net */
 	struct kci_step *steps;
 	size_t n_steps;

@@ -43,9 +43,9 @@ struct ctx {
 };
 
 static const char *const top_keys[] = { "image", "env", "secrets", "jobs" };
-static const char *const job_keys[] = { "image",   "env",  "secrets",	"needs",
-					"timeout", "cpus", "memory",	"network",
-					"steps",   "run",  "artifacts", "matrix" };
+static const char *const job_keys[] = { "image", "env",	      "secrets", "needs",   "timeout",
+					"cpus",	 "memory",    "disk",	 "network", "steps",
+					"run",	 "artifacts", "matrix" };
 static const char *const step_keys[] = { "name", "run", "allow_failure" };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -370,6 +370,7 @@ resources_build(const struct ctx *c, const struct node *body, struct kci_job *j)
 {
 	const struct node *timeout = map_get(body, "timeout"), *cpus = map_get(body, "cpus");
 	const struct node *memory = map_get(body, "memory"), *net = map_get(body, "network");
+	const struct node *disk = map_get(body, "disk");
 	int rc;
 
 	if (timeout && (rc = want(c, timeout, NODE_SCALAR, "timeout")) < 0)
@@ -387,6 +388,10 @@ resources_build(const struct ctx *c, const struct node *body, struct kci_job *j)
 		return perr(c, memory,
 			    "bad size \"%s\" for memory (examples: 512M, 2G, 2048; 64M to 1024G)",
 			    memory->str ? memory->str : "");
+	if (disk && (disk->kind != NODE_SCALAR || kci_parse_size_mib(disk->str, &j->disk_mib) < 0 ||
+		     j->disk_mib < 256 || j->disk_mib > 1024 * 1024))
+		return perr(c, disk, "bad size \"%s\" for disk (examples: 4G, 20G; 256M to 1024G)",
+			    disk->str ? disk->str : "");
 	if (net) {
 		if (net->kind == NODE_SCALAR && !strcmp(net->str, "nat"))
 			j->network = KCI_NET_NAT;

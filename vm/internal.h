@@ -112,10 +112,11 @@ int cgroup_probe(char *what, size_t size);
 
 /* ---- jail.c: QEMU in namespaces, a private root, its own uid, no capabilities ---- */
 
-#define JAIL_FILES_MAX	  8
-#define VM_OVERHEAD_MIB	  768 /* QEMU's own memory on top of the guest's, in its cgroup */
-#define JAIL_FDS_MAX	  4
-#define KCI_JAIL_UID_BASE 1801650176u /* 0x6b630000: uids no account on a host uses */
+#define JAIL_FILES_MAX	    8
+#define VM_OVERHEAD_MIB	    768	 /* QEMU's own memory on top of the guest's, in its cgroup */
+#define VM_DISK_RESERVE_MIB 1024 /* free space a VM's worst-case disks must leave the host */
+#define JAIL_FDS_MAX	    4
+#define KCI_JAIL_UID_BASE   1801650176u /* 0x6b630000: uids no account on a host uses */
 
 struct jail_file {
 	const char *host; /* the file on the host */

@@ -16,6 +16,7 @@
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -158,6 +159,33 @@ out:
 	free(tmp);
 	free(path);
 	return rc;
+}
+
+/*
+ * The VM's writable disks are sparse, but the guest may fill them: refuse to
+ * start a VM whose worst case does not fit in the free space where they go.
+ */
+static int
+check_room(const struct kci_vm_opts *o, struct kci_err *err)
+{
+	uint64_t work = 0, worst, avail;
+	struct statvfs v;
+	struct stat st;
+
+	if (o->workspace && stat(o->workspace, &st) == 0)
+		work = (uint64_t)st.st_size >> 20;
+	worst = o->scratch_mib + work;
+	if (!worst || statvfs(o->run_dir, &v) < 0)
+		return 0;
+	avail = (uint64_t)v.f_bavail * v.f_frsize >> 20;
+	avail = avail > VM_DISK_RESERVE_MIB ? avail - VM_DISK_RESERVE_MIB : 0;
+	if (worst <= avail)
+		return 0;
+	return kci_err_set(err, KCI_NOSPACE,
+			   "the VM could write %llu MiB (its scratch disk%s), more than the %llu "
+			   "MiB free in %s less a %d MiB reserve: ask for a smaller disk",
+			   (unsigned long long)worst, work ? " and its workspace" : "",
+			   (unsigned long long)avail, o->run_dir, VM_DISK_RESERVE_MIB);
 }
 
 /* Copies only the data extents of src into a new dst: a formatted 8G disk is ~4 MiB of data. */
@@ -474,7 +502,8 @@ kci_vm_start(struct kci_vm **out, const struct kci_vm_opts *o, struct kci_err *e
 	kci_decoder_init(vm->dec);
 	vm->started_ms = vm_now_ms();
 	vm->deadline_ms = o->timeout_ms > 0 ? vm->started_ms + o->timeout_ms : 0;
-	if ((rc = make_run_dir(vm, o->run_dir, err)) < 0 || (rc = make_limits(vm, o, err)) < 0)
+	if ((rc = check_room(o, err)) < 0 || (rc = make_run_dir(vm, o->run_dir, err)) < 0 ||
+	    (rc = make_limits(vm, o, err)) < 0)
 		goto out;
 	if (o->scratch_mib &&
 	    (rc = make_scratch(vm, o->cache_dir, o->scratch_mib, &scratch, err)) < 0)

@@ -36,7 +36,8 @@ MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
 MEDIA_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 SCENARIOS = ("normal", "blobstore", "redirect-cross-origin", "redirect-insecure", "flaky",
-             "retry-after-huge", "wrong-blob", "truncated-then-ok", "huge-manifest", "token")
+             "retry-after-huge", "wrong-blob", "truncated-then-ok", "huge-manifest", "token",
+             "huge-declared")
 
 
 def sha256(b):
@@ -76,6 +77,12 @@ class State:
         self.lock = threading.Lock()
         self.counts = {}
         self.logf = open(args.log, "a", buffering=1)
+        if args.scenario == "huge-declared":
+            # 64 layers declared at 15 GiB each (each within a layer's cap): 960 GiB in all,
+            # more than the per-image cap and any test machine's disk.
+            m = json.loads(self.manifest)
+            m["layers"] = [dict(m["layers"][0], size=15 << 30) for _ in range(64)]
+            self.manifest = json.dumps(m, sort_keys=True).encode()
         if args.scenario == "huge-manifest":
             m = json.loads(self.manifest)
             m["annotations"] = {"org.example.padding": "x" * (5 << 20)}

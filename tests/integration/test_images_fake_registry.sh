@@ -118,6 +118,25 @@ expect_match "huge manifest: message about size" "larger than [0-9]+ bytes|too l
 echo "huge manifest message: $err"
 stop_servers
 
+# 7b. Layers declared at 960 GiB in all: refused before any blob is asked for.
+start_server declared huge-declared
+run_kci pull "127.0.0.1:$PORT/test/fake:1"
+expect_eq "declared beyond the free space: status" 125 "$status"
+expect_match "declared beyond the free space: says so" \
+	'its layers add up to 983040 MiB, more than the cap of 16384 MiB per image' "$err"
+if grep -q ' /v2/test/fake/blobs/' "$work/declared.log"; then
+	fail "a blob was requested: $(grep /blobs/ "$work/declared.log")"
+else
+	ok "declared beyond the free space: no blob requested"
+fi
+run_kci images --verify
+expect_eq "declared beyond the free space: store verifies" 0 "$status"
+# Within the cap (raised), the store's free space refuses it.
+KCI_IMAGE_MAX=2048G run_kci pull "127.0.0.1:$PORT/test/fake:1"
+expect_match "beyond the free space, cap raised: says so" \
+	'its layers add up to 983040 MiB, more than the [0-9]+ MiB the store .* has free' "$err"
+stop_servers
+
 # 8. Bearer tokens: the challenge's realm gets the credentials, the token serves every request.
 start_server token token --user builder --password s3cret
 export DOCKER_CONFIG="$work/docker"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every resource a job can take is capped: a job without `timeout:` ends at the run's default;
 # a job that floods its output is failed at its output budget, and kci's own stdout stays
-# within it; VMs whose memory together would exceed the host's wait for each other instead
-# of over-committing; `cpus` beyond the host's is cut to the host's.
+# within it; VMs whose memory or disk together would exceed the host's wait for each other
+# instead of over-committing, and one that alone cannot fit is refused; `cpus` beyond the
+# host's is cut to the host's.
 . "${KCI_TEST_LIB:-$(dirname "$0")/lib.sh}"
 
 repo=$KCI_HOME/repo
@@ -10,6 +11,10 @@ new_repo "$repo"
 host_mib=$(awk '/^MemTotal:/ {print int($2 / 1024)}' /proc/meminfo)
 # Each alone fits (under 3/4 of the host), both together do not.
 big=$((host_mib * 2 / 5))
+# The same for disk: the VMs' writable disks are sparse, but a guest may fill them.
+mkdir -p "$KCI_HOME/run"
+free_mib=$(df --output=avail -BM "$KCI_HOME/run" | tail -n1 | tr -dc 0-9)
+wide=$((free_mib * 3 / 5))
 cat >"$repo/.kci.yml" <<YML
 jobs:
   forever:
@@ -22,6 +27,15 @@ jobs:
   big-b:
     memory: ${big}M
     run: echo b-running
+  wide-a:
+    disk: ${wide}M
+    run: echo a-running
+  wide-b:
+    disk: ${wide}M
+    run: echo b-running
+  too-wide:
+    disk: $((free_mib * 3))M
+    run: echo never
   greedy:
     cpus: 64
     run: echo "cpus \$(grep -c ^processor /proc/cpuinfo)"
@@ -63,6 +77,25 @@ for line in open(sys.argv[1]):
 a, b = sorted(["big-a", "big-b"], key=lambda j: start[j])
 sys.exit(0 if start[b] >= end[a] else 1)
 PY
+
+# Disk the same way: two VMs that could together fill more than is free run one at a time,
+# and one that could alone is refused.
+run_kci run "$repo" --job wide-a --job wide-b --jobs 2 --json
+expect_eq "both wide jobs pass" 0 "$status"
+printf '%s\n' "$out" >"$KCI_HOME/events.json"
+python3 - "$KCI_HOME/events.json" <<'PY' && ok "the wide jobs ran one after the other" || fail "the wide jobs overlapped: disk over-commit"
+import json, sys
+start, end = {}, {}
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e["event"] == "job_start": start[e["job"]] = e["time_ms"]
+    if e["event"] == "job_end": end[e["job"]] = e["time_ms"]
+a, b = sorted(["wide-a", "wide-b"], key=lambda j: start[j])
+sys.exit(0 if start[b] >= end[a] else 1)
+PY
+run_kci run "$repo" --job too-wide
+expect_eq "a job whose disk cannot fit fails the run" 1 "$status"
+expect_match "it errors with why" '^too-wide +error .*more than the [0-9]+ MiB free' "$out"
 
 # cpus beyond the host's: cut to the host's, and said.
 run_kci run "$repo" --job greedy

@@ -542,10 +542,12 @@ test_sched__a_need_not_selected_skips_the_job(void **state)
 
 /* Each job costs 6 of a budget of 10, except one that costs 12 (more than all). */
 static uint64_t
-fake_cost(void *ctx, size_t i)
+fake_cost(void *ctx, size_t i, int resource)
 {
 	struct fake *f = ctx;
 
+	if (resource != SCHED_MEMORY)
+		return 0;
 	return strcmp(f->p->jobs[i].name, "huge") == 0 ? 12 : 6;
 }
 
@@ -563,7 +565,7 @@ test_sched__the_cost_budget_is_never_exceeded(void **state)
 	(void)state;
 	run_init(&r, p, 4);
 	r.o.cost = fake_cost;
-	r.o.budget = 10;
+	r.o.budget[SCHED_MEMORY] = 10;
 	sched_run(&r.o, r.states);
 	/* Room for one 6 at a time; the 12 alone, as a job alone always may. */
 	assert_int_equal(r.f.high, 1);
@@ -574,7 +576,7 @@ test_sched__the_cost_budget_is_never_exceeded(void **state)
 	run_free(&r);
 	run_init(&r, p, 4);
 	r.o.cost = fake_cost;
-	r.o.budget = 12;
+	r.o.budget[SCHED_MEMORY] = 12;
 	for (size_t i = 0; i < 3; i++)
 		r.f.hold[i] = 1;
 	run_start(&r);
