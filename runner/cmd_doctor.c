@@ -81,6 +81,38 @@ check_jail(struct checklist *c)
 		       "QEMU's -m and -smp (run as root for cgroup caps)");
 }
 
+/* What `network: nat` needs: passt, and its filter (nftables as root; pasta and tun without). */
+static void
+check_net(struct checklist *c)
+{
+	char *passt = first_line("command -v passt 2>/dev/null");
+	char *nft = first_line("PATH=\"$PATH:/usr/local/sbin:/usr/sbin:/sbin\" command -v nft");
+	char *pasta = first_line("command -v pasta 2>/dev/null");
+	int root = geteuid() == 0, tun = access("/dev/net/tun", R_OK | W_OK) == 0;
+	int ok = passt && nft && (root || (pasta && tun));
+	const char *detail = ok	      ? (root ? "passt, filtered by an nftables table on the host"
+					      : "passt in a network namespace of its own, filtered by "
+						"nftables there, connected out by pasta")
+			     : !passt ? "passt is not installed"
+			     : !nft   ? "nft is not installed (the filter cannot be loaded)"
+			     : !pasta ? "pasta is not installed"
+				      : "/dev/net/tun is not usable by you (pasta needs it)";
+
+	/* Optional: only `network: nat` needs it, so a gap is a warning, not a failure. */
+	if (ok)
+		check(c, 1, "nat", detail, "");
+	else
+		printf("  [warn] %-13s %s: network: nat will not work\n"
+		       "         %-13s fix: %s\n",
+		       "nat", detail, "",
+		       !passt || !pasta ? "apt-get install passt"
+		       : !nft		? "apt-get install nftables"
+			      : "chmod 0666 /dev/net/tun (Debian's default), or run kci as root");
+	free(passt);
+	free(nft);
+	free(pasta);
+}
+
 static void
 check_guest(struct checklist *c, const char *home)
 {
@@ -160,6 +192,7 @@ kci_cmd_doctor(int argc, char **argv)
 		check(&c, 1, "accelerator", why, "");
 	check_tools(&c);
 	check_jail(&c);
+	check_net(&c);
 	check_store(&c, &home);
 	check_guest(&c, home);
 	printf(c.failed ? "Some checks failed; kci exec will not work until they are fixed.\n"

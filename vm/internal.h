@@ -60,7 +60,8 @@ extern const char *const vm_guest_net_modules[];
  * when that end closes. Its output goes to log_fd (-1 = /dev/null).
  * *pid is its pid; stop it with passt_stop().
  */
-int passt_start(int tap_fd, int log_fd, int runas, pid_t *pid, struct kci_err *err);
+int passt_start(int tap_fd, int log_fd, int runas, const char *rules, pid_t *pid,
+		struct kci_err *err);
 
 /*
  * The uid passt runs as when kci is root (runas above; -1 = passt's default),
@@ -74,6 +75,11 @@ int passt_start(int tap_fd, int log_fd, int runas, pid_t *pid, struct kci_err *e
 int net_filter_acquire(const char *cache_dir, struct kci_err *err);
 /* Drops a VM's reference; the last one on the host removes the table. */
 void net_filter_release(void);
+/*
+ * Writes, for kci without root, the same policy as an nftables ruleset for a
+ * network namespace of the VM's own (every packet in it is the guest's).
+ */
+int net_filter_write_sandbox(const char *path, struct kci_err *err);
 /*
  * In a child kci forked for QEMU or passt, before exec: SIGKILL when kci dies
  * (PR_SET_PDEATHSIG), its own process group, no blocked signals, SIGPIPE back
@@ -179,6 +185,9 @@ const char *console_panic_line(struct console_ring *r, char *buf, size_t size);
  */
 void cache_prune_superseded(const char *cache_dir, const char *prefix, const char *suffix,
 			    const char *keep);
+
+/* A program's absolute path: from PATH, then the sbin dirs; or a path as given. NULL if none. */
+char *tool_path(const char *name);
 
 /* Runs a program and waits; its stdout/stderr are captured into err on failure. */
 int run_tool(char *const argv[], struct kci_err *err);

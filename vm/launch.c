@@ -272,22 +272,38 @@ static int
 start_net(struct kci_vm *vm, const char *cache_dir, int log_fd, int *qemu_end, struct kci_err *err)
 {
 	int sv[2], runas = -1;
+	char *rules = NULL;
 	int rc;
 
 	/*
 	 * As root, passt runs as KCI_NET_UID behind the host filter that keeps
-	 * guests off the host's addresses and private networks; without root
-	 * there is no filter to load (docs/exec.md says what that allows).
+	 * guests off the host's addresses and private networks. Without root the
+	 * same rules go into a network namespace of the VM's own (passt.c).
 	 */
 	if (geteuid() == 0) {
 		if ((rc = net_filter_acquire(cache_dir, err)) < 0)
 			return rc;
 		vm->filtered = 1;
 		runas = KCI_NET_UID;
+	} else {
+		/* pasta needs it; without, the VM would boot with a dead network. */
+		if (access("/dev/net/tun", R_OK | W_OK) < 0)
+			return kci_err_sys(err, errno,
+					   "--net nat without root needs /dev/net/tun usable by "
+					   "you (chmod 0666 /dev/net/tun, Debian's default; or run "
+					   "kci as root)");
+		rules = kci_xasprintf("%s/net.nft", vm->dir);
+		if ((rc = net_filter_write_sandbox(rules, err)) < 0) {
+			free(rules);
+			return rc;
+		}
 	}
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		free(rules);
 		return kci_err_sys(err, errno, "socketpair");
-	rc = passt_start(sv[0], log_fd, runas, &vm->passt_pid, err);
+	}
+	rc = passt_start(sv[0], log_fd, runas, rules, &vm->passt_pid, err);
+	free(rules);
 	close(sv[0]);
 	/* The VM's network stack counts against the VM's caps. */
 	if (rc == 0 && cgroup_attach(vm->cg, vm->passt_pid) < 0 && geteuid() == 0)
@@ -321,30 +337,6 @@ make_qmp(struct kci_vm *vm, struct kci_err *err)
 		return rc;
 	}
 	return fd;
-}
-
-/* The QEMU binary's absolute path: o->qemu, else qemu-system-x86_64 from PATH. */
-static char *
-find_qemu(const char *name)
-{
-	const char *path = getenv("PATH");
-	char *dirs, *save = NULL;
-
-	if (strchr(name, '/'))
-		return realpath(name, NULL);
-	dirs = kci_xstrdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
-	for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
-		char *cand = kci_xasprintf("%s/%s", d, name), *real;
-
-		if (access(cand, X_OK) == 0 && (real = realpath(cand, NULL))) {
-			free(cand);
-			free(dirs);
-			return real;
-		}
-		free(cand);
-	}
-	free(dirs);
-	return NULL;
 }
 
 /*
@@ -426,7 +418,7 @@ spawn(struct kci_vm *vm, const struct kci_vm_opts *o, struct qemu_cmd *cmd, cons
 	char *root = kci_xasprintf("%s/root", vm->dir), *exe = NULL;
 	char **argv = NULL;
 
-	if (!(exe = find_qemu(o->qemu ? o->qemu : "qemu-system-x86_64"))) {
+	if (!(exe = tool_path(o->qemu ? o->qemu : "qemu-system-x86_64"))) {
 		rc = kci_err_set(err, KCI_NOTFOUND,
 				 "cannot run qemu-system-x86_64: not found (install "
 				 "qemu-system-x86)");

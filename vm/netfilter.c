@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <pthread.h>
@@ -52,15 +54,67 @@ resolvers(void)
 	return out;
 }
 
+/*
+ * The networks the host is directly connected to (each IPv4 interface's
+ * address and prefix), as an nft set body, or "" for none. A LAN may use any
+ * range, public or documentation ones included (192.0.2.0/24 here), which no
+ * fixed list of private ranges covers.
+ */
 static char *
-ruleset(void)
+connected_networks(void)
 {
-	char *dns = resolvers(), *dns_rule, *rules;
+	struct ifaddrs *ifs = NULL;
+	char *out = kci_xstrdup("");
+	int n = 0;
+
+	if (getifaddrs(&ifs) < 0)
+		return out;
+	for (struct ifaddrs *i = ifs; i && n < 64; i = i->ifa_next) {
+		char net[INET_ADDRSTRLEN], host[INET_ADDRSTRLEN], *grown;
+		struct in_addr a, m;
+		int prefix;
+
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET || !i->ifa_netmask ||
+		    (i->ifa_flags & IFF_LOOPBACK))
+			continue;
+		a = ((struct sockaddr_in *)i->ifa_addr)->sin_addr;
+		m = ((struct sockaddr_in *)i->ifa_netmask)->sin_addr;
+		prefix = __builtin_popcount(ntohl(m.s_addr));
+		/*
+		 * The address itself too: seen from a network namespace of its own
+		 * (kci without root), the host's addresses are not local there.
+		 */
+		if (!inet_ntop(AF_INET, &a, host, sizeof(host)))
+			continue;
+		a.s_addr &= m.s_addr;
+		if (!inet_ntop(AF_INET, &a, net, sizeof(net)))
+			continue;
+		grown = kci_xasprintf("%s%s%s/%d, %s", out, n ? ", " : "", net, prefix, host);
+		free(out);
+		out = grown;
+		n++;
+	}
+	freeifaddrs(ifs);
+	return out;
+}
+
+/*
+ * The rules. root: in the host's own table, for KCI_NET_UID's sockets only.
+ * Otherwise: for a network namespace of the VM's own (kci without root),
+ * where every packet is the guest's and the table goes with the namespace.
+ */
+static char *
+ruleset(int root)
+{
+	char *dns = resolvers(), *dns_rule, *rules, *lan = connected_networks(), *lan_rule;
 
 	dns_rule = dns[0] ? kci_xasprintf("\t\tip daddr { %s } meta l4proto { tcp, udp } th dport "
 					  "53 accept\n",
 					  dns)
 			  : kci_xstrdup("");
+	lan_rule = lan[0] ? kci_xasprintf("\t\tip daddr { %s } reject\n", lan) : kci_xstrdup("");
+	char *who = root ? kci_xasprintf("\t\tmeta skuid %d jump guest\n", KCI_NET_UID)
+			 : kci_xstrdup("\t\toif lo accept\n\t\tjump guest\n");
 	/*
 	 * One transaction: the table is replaced whole, never absent in between.
 	 * The output hook jumps to `guest` only for packets whose socket belongs
@@ -79,16 +133,20 @@ ruleset(void)
 		"\t\tip daddr { 0.0.0.0/8, 10.0.0.0/8, 100.64.0.0/10, 127.0.0.0/8, "
 		"169.254.0.0/16, 172.16.0.0/12, 192.0.0.0/24, 192.168.0.0/16, 198.18.0.0/15, "
 		"224.0.0.0/4, 240.0.0.0/4 } reject\n"
+		"%s"
 		"\t\tmeta nfproto ipv6 reject\n"
 		"\t}\n"
 		"\tchain out {\n"
 		"\t\ttype filter hook output priority filter; policy accept;\n"
-		"\t\tmeta skuid %d jump guest\n"
+		"%s"
 		"\t}\n"
 		"}\n",
-		dns_rule, KCI_NET_UID);
+		dns_rule, lan_rule, who);
 	free(dns);
 	free(dns_rule);
+	free(lan);
+	free(lan_rule);
+	free(who);
 	return rules;
 }
 
@@ -121,7 +179,7 @@ load_table(const char *cache_dir, struct kci_err *err)
 		rc = fd;
 		goto out;
 	}
-	rules = ruleset();
+	rules = ruleset(1);
 	if (kci_write_all(fd, rules, strlen(rules)) < 0) {
 		rc = kci_err_sys(err, errno, "write %s", tmp);
 		goto out;
@@ -184,4 +242,18 @@ net_filter_release(void)
 		filter_lock_fd = -1;
 	}
 	pthread_mutex_unlock(&filter_mutex);
+}
+
+int
+net_filter_write_sandbox(const char *path, struct kci_err *err)
+{
+	char *rules = ruleset(0);
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600), rc = 0;
+
+	if (fd < 0 || kci_write_all(fd, rules, strlen(rules)) < 0)
+		rc = kci_err_sys(err, errno, "write %s", path);
+	if (fd >= 0)
+		close(fd);
+	free(rules);
+	return rc;
 }

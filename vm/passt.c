@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,18 +17,68 @@
 /* The fd number passt sees for its end of the NIC socketpair. */
 enum { CHILD_TAP_FD = 3 };
 
-/* In the child: put the tap socket at CHILD_TAP_FD, quiet stdio, and exec passt. */
-static void __attribute__((noreturn))
-exec_passt(int tap_fd, int log_fd, int runas, int report, pid_t parent)
+/* The programs a nat VM needs, found before forking (the child runs without PATH). */
+struct net_tools {
+	char *passt, *pasta, *nft, *sh;
+};
+
+/*
+ * The command line. As root: passt as KCI_NET_UID, which the host's table
+ * confines. Without root: pasta makes a user and network namespace of the
+ * VM's own, connected outward through its tap (no port forwarded either way,
+ * the gateway not mapped to the host), and runs a shell there that loads the
+ * sandbox rules into that namespace's nftables and then becomes passt; every
+ * connection the guest makes leaves from inside, through the rules.
+ */
+static void
+net_argv(const struct net_tools *t, const char *tap, const char *uid, const char *rules,
+	 char **argv, size_t max)
 {
-	char tap[16], uid[32];
+	const char *passt[] = {
+		t->passt,    "--foreground", "--quiet",	    "--one-off",    "--fd",
+		tap,	     "--ipv4-only",  "--no-map-gw", "--address",    VM_NET_ADDR,
+		"--netmask", VM_NET_PREFIX,  "--gateway",   VM_NET_GATEWAY, "--dns-forward",
+		VM_NET_DNS,  "--tcp-ports",  "none",	    "--udp-ports",  "none"
+	};
+	size_t n = 0;
+
+	if (rules) {
+		const char *pasta[] = {
+			t->pasta,      "--config-net", "--foreground",
+			"--quiet",     "--ipv4-only",  "--no-map-gw",
+			"--tcp-ports", "none",	       "--udp-ports",
+			"none",	       "--tcp-ns",     "none",
+			"--udp-ns",    "none",	       "--",
+			t->sh,	       "-ec",	       "\"$1\" -f \"$2\"; shift 2; exec \"$@\"",
+			"kci-net",     t->nft,	       rules
+		};
+		for (size_t i = 0; i < sizeof(pasta) / sizeof(*pasta) && n + 1 < max; i++)
+			argv[n++] = (char *)pasta[i];
+	}
+	for (size_t i = 0; i < sizeof(passt) / sizeof(*passt) && n + 1 < max; i++)
+		argv[n++] = (char *)passt[i];
+	/* As root: a uid of its own, which the host's nftables table confines (netfilter.c). */
+	if (uid && n + 3 < max) {
+		argv[n++] = "--runas";
+		argv[n++] = (char *)uid;
+	}
+	argv[n] = NULL;
+}
+
+/* In the child: put the tap socket at CHILD_TAP_FD, quiet stdio, and exec. */
+static void __attribute__((noreturn))
+exec_net(const struct net_tools *t, int tap_fd, int log_fd, int runas, const char *rules,
+	 int report, pid_t parent)
+{
+	char tap[16], uid[32], *argv[64];
 	int devnull = open("/dev/null", O_RDWR), e;
 
 	/*
 	 * passt changes its credentials as it starts (to KCI_NET_UID as root),
 	 * which clears the parent-death signal; so this covers only startup. What
 	 * ends it later is --one-off: kci's death kills QEMU (its own
-	 * PDEATHSIG), which closes the other end of tap_fd, and passt exits.
+	 * PDEATHSIG), which closes the other end of tap_fd, and passt exits
+	 * (and pasta with it, without root).
 	 */
 	child_detach(parent);
 	tap_fd = fcntl(tap_fd, F_DUPFD, 10);
@@ -44,28 +95,11 @@ exec_passt(int tap_fd, int log_fd, int runas, int report, pid_t parent)
 	if (syscall(SYS_close_range, CHILD_TAP_FD + 2, ~0U, 0) < 0)
 		goto out;
 	snprintf(tap, sizeof(tap), "%d", CHILD_TAP_FD);
-	/*
-	 * IPv4 only, and no ports forwarded into the guest. The guest is told
-	 * its addresses on the kernel command line (VM_NET_ADDRESSING); passt
-	 * must agree on them. DNS sent to VM_NET_DNS goes to the host's
-	 * resolver from /etc/resolv.conf.
-	 */
-	char *argv[] = {
-		"passt",     "--foreground", "--quiet",	    "--one-off",    "--fd",
-		tap,	     "--ipv4-only",  "--no-map-gw", "--address",    VM_NET_ADDR,
-		"--netmask", VM_NET_PREFIX,  "--gateway",   VM_NET_GATEWAY, "--dns-forward",
-		VM_NET_DNS,  "--tcp-ports",  "none",	    "--udp-ports",  "none",
-		NULL,	     NULL,	     NULL
-	};
-	/* As root: a uid of its own, which the host's nftables table confines (netfilter.c). */
-	if (runas >= 0) {
-		snprintf(uid, sizeof(uid), "%d:%d", runas, runas);
-		argv[sizeof(argv) / sizeof(argv[0]) - 3] = "--runas";
-		argv[sizeof(argv) / sizeof(argv[0]) - 2] = uid;
-	}
+	snprintf(uid, sizeof(uid), "%d:%d", runas, runas);
+	net_argv(t, tap, runas >= 0 ? uid : NULL, rules, argv, sizeof(argv) / sizeof(*argv));
 	/* No environment: nothing of kci's (secrets included) reaches it. */
 	char *const envp[] = { NULL };
-	execvpe(argv[0], argv, envp);
+	execve(argv[0], argv, envp);
 out:
 	e = errno;
 	(void)!write(report, &e, sizeof(e));
@@ -73,15 +107,31 @@ out:
 }
 
 int
-passt_start(int tap_fd, int log_fd, int runas, pid_t *pid, struct kci_err *err)
+passt_start(int tap_fd, int log_fd, int runas, const char *rules, pid_t *pid, struct kci_err *err)
 {
+	struct net_tools t = { .passt = tool_path("passt"),
+			       .pasta = rules ? tool_path("pasta") : NULL,
+			       .nft = rules ? tool_path("nft") : NULL,
+			       .sh = rules ? tool_path("sh") : NULL };
 	int report[2] = { -1, -1 }, e = 0, rc = 0;
 	pid_t parent = getpid();
 	ssize_t n;
 
 	*pid = 0;
-	if (pipe2(report, O_CLOEXEC) < 0)
-		return kci_err_sys(err, errno, "pipe");
+	if (!t.passt || (rules && (!t.pasta || !t.nft || !t.sh))) {
+		rc = kci_err_set(err, KCI_NOTFOUND,
+				 "--net nat needs %s, which is not installed (apt-get install %s)",
+				 !t.passt   ? "passt"
+				 : !t.pasta ? "pasta"
+				 : !t.nft   ? "nft"
+					    : "sh",
+				 !t.nft && t.pasta ? "nftables" : "passt");
+		goto out;
+	}
+	if (pipe2(report, O_CLOEXEC) < 0) {
+		rc = kci_err_sys(err, errno, "pipe");
+		goto out;
+	}
 	*pid = fork();
 	if (*pid < 0) {
 		*pid = 0;
@@ -89,15 +139,14 @@ passt_start(int tap_fd, int log_fd, int runas, pid_t *pid, struct kci_err *err)
 		goto out;
 	}
 	if (*pid == 0)
-		exec_passt(tap_fd, log_fd, runas, report[1], parent);
+		exec_net(&t, tap_fd, log_fd, runas, rules, report[1], parent);
 	close(report[1]);
 	report[1] = -1;
 	/* EOF means the exec succeeded (the pipe is close-on-exec). */
 	while ((n = read(report[0], &e, sizeof(e))) < 0 && errno == EINTR)
 		;
 	if (n == sizeof(e)) {
-		rc = kci_err_sys(err, e, "cannot run passt for --net nat%s",
-				 e == ENOENT ? " (install passt)" : "");
+		rc = kci_err_sys(err, e, "cannot run %s for --net nat", rules ? t.pasta : t.passt);
 		waitpid(*pid, NULL, 0);
 		*pid = 0;
 	}
@@ -105,6 +154,10 @@ out:
 	for (int i = 0; i < 2; i++)
 		if (report[i] >= 0)
 			close(report[i]);
+	free(t.passt);
+	free(t.pasta);
+	free(t.nft);
+	free(t.sh);
 	return rc;
 }
 

@@ -140,6 +140,29 @@ cache_prune_superseded(const char *cache_dir, const char *prefix, const char *su
 	closedir(d);
 }
 
+char *
+tool_path(const char *name)
+{
+	const char *path = getenv("PATH");
+	char *dirs, *save = NULL, *found = NULL;
+
+	if (strchr(name, '/'))
+		return access(name, X_OK) == 0 ? kci_xstrdup(name) : NULL;
+	dirs = kci_xasprintf("%s:/usr/local/sbin:/usr/sbin:/sbin",
+			     path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+	for (char *d = strtok_r(dirs, ":", &save); d && !found; d = strtok_r(NULL, ":", &save)) {
+		char *cand = kci_xasprintf("%s/%s", d, name);
+
+		/* Not resolved further: pasta is a link to passt that acts on its name. */
+		if (access(cand, X_OK) == 0)
+			found = cand;
+		else
+			free(cand);
+	}
+	free(dirs);
+	return found;
+}
+
 int
 run_tool(char *const argv[], struct kci_err *err)
 {
