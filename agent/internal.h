@@ -77,10 +77,6 @@ int net_loopback_up(const char **what);
 int net_config_read(const char *cmdline, struct net_config *nc);
 int net_nic_up(const struct net_config *nc, const char **what);
 int net_write_resolv(const struct net_config *nc, struct kci_err *err);
-
-/* Resolves an image USER spec against the guest's /etc/passwd and /etc/group (home: PATH_MAX
- * buffer or NULL); -errno. */
-int user_resolve(const char *spec, uid_t *uid, gid_t *gid, char *home);
 /* Switches this process to that user (groups, gid, uid); -errno (-ENOENT: no such user). */
 int user_switch(const char *spec);
 

@@ -13,7 +13,7 @@
 #define PORT_WAIT_MS 5000
 
 /*
- * Why the port is non-blocking, and frames are not sent with kci_frame_send():
+ * Why the port is non-blocking, and frames are not sent with blocking writes:
  * virtio_console blocks a write for as long as the host side is closed, so a
  * blocking write after the host left would hang PID 1 for good. Instead we
  * wait in poll(), where a closed host shows as POLLHUP. Frames still go out

@@ -64,7 +64,11 @@ lookup(const char *file, const char *name, long id, long *out_id, long *out_gid,
 	return found ? 0 : -ENOENT;
 }
 
-int
+/*
+ * Resolves an image USER spec against the guest's /etc/passwd and /etc/group
+ * (home: PATH_MAX buffer or NULL); -errno.
+ */
+static int
 user_resolve(const char *spec, uid_t *uid, gid_t *gid, char *home)
 {
 	char buf[256];

@@ -34,23 +34,3 @@ kci_write_all(int fd, const void *buf, size_t len)
 	}
 	return 0;
 }
-
-int
-kci_frame_send(int fd, uint8_t type, uint16_t id, const void *payload, size_t len)
-{
-	uint8_t buf[KCI_FRAME_HDR + 256];
-	int rc;
-
-	if (len > KCI_FRAME_MAX)
-		return -EMSGSIZE;
-	kci_frame_header(buf, type, id, (uint32_t)len);
-	/* Small frames go out in one write so the peer sees them whole. */
-	if (len <= sizeof(buf) - KCI_FRAME_HDR) {
-		if (len)
-			memcpy(buf + KCI_FRAME_HDR, payload, len);
-		return kci_write_all(fd, buf, KCI_FRAME_HDR + len);
-	}
-	if ((rc = kci_write_all(fd, buf, KCI_FRAME_HDR)) < 0)
-		return rc;
-	return kci_write_all(fd, payload, len);
-}

@@ -1,4 +1,4 @@
-/* Small fd helpers: full writes and frame sends that survive EINTR and short writes. */
+/* Small fd helpers: full writes that survive EINTR and short writes. */
 #ifndef KCI_COMMON_FDIO_H
 #define KCI_COMMON_FDIO_H
 
@@ -8,7 +8,5 @@
 /* Writes all of buf, waiting in poll() on a non-blocking fd. Returns 0 or -errno (-EPIPE on
  * hang-up). */
 int kci_write_all(int fd, const void *buf, size_t len);
-/* Writes one whole frame (header + payload) with kci_write_all(). Returns 0 or -errno. */
-int kci_frame_send(int fd, uint8_t type, uint16_t id, const void *payload, size_t len);
 
 #endif

@@ -30,7 +30,7 @@ art_extract(int fd, const char *dest, const struct art_limits *lim, struct art_s
 	p.max_stream = lim->max_bytes + ((uint64_t)lim->max_files + 2) * ART_HEADER_MAX;
 	if (p.max_stream < lim->max_bytes)
 		p.max_stream = UINT64_MAX;
-	rc = kci_image_extract(dest, fd, &p, NULL, &stats, err);
+	rc = kci_images_extract(dest, fd, &p, NULL, &stats, err);
 	if (st) {
 		st->files = stats.names;
 		st->bytes = stats.bytes;

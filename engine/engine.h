@@ -37,7 +37,6 @@ struct kci_kit_opts {
  */
 int kci_engine_kit_new(struct kci_kit **out, const struct kci_kit_opts *o, struct kci_err *err);
 void kci_engine_kit_free(struct kci_kit *k);
-const char *kci_engine_kit_home(const struct kci_kit *k);
 /* Where the VMs' runtime dirs (and their writable disks) go. */
 const char *kci_engine_kit_run_dir(const struct kci_kit *k);
 /* The accelerator chosen; *why (borrowed) says why in one line, for the user. */
@@ -146,7 +145,7 @@ enum kci_job_state {
 };
 
 /* "passed", "failed", "timeout", "skipped", "canceled", "error", ... */
-const char *kci_job_state_name(enum kci_job_state s);
+const char *kci_engine_job_state_name(enum kci_job_state s);
 
 enum kci_event_kind {
 	KCI_EV_JOB_START,  /* job, job_name */

@@ -85,10 +85,10 @@ unpack_in(char *parent, char **layers, size_t n, const struct kci_image_config *
 	if (!mkdtemp(parent))
 		return kci_err_sys(err, errno, "mkdtemp %s", parent);
 	tree = kci_xasprintf("%s/rootfs", parent);
-	rc = kci_image_unpack(tree, (const char *const *)layers, (const char *const *)cfg->diff_ids,
-			      n, budget, err);
+	rc = kci_images_unpack(tree, (const char *const *)layers,
+			       (const char *const *)cfg->diff_ids, n, budget, err);
 	if (rc == 0)
-		rc = kci_rootfs_build(tree, disk, err);
+		rc = kci_vm_rootfs_build(tree, disk, err);
 	kci_rm_rf(parent, NULL);
 	free(tree);
 	return rc;
@@ -176,7 +176,7 @@ kci_engine_image_disk(const char *ref, const struct kci_image_disk_opts *o,
 		return rc;
 	if ((rc = kci_images_open(&im, o->home, err)) < 0)
 		return rc;
-	rc = kci_image_resolve(im, ref, cfg, config_digest, &layers, err);
+	rc = kci_images_resolve(im, ref, cfg, config_digest, &layers, err);
 	if (rc == KCI_NOTFOUND) {
 		/* Like docker run: an image that is not here yet is pulled first. */
 		phase(o, "pulling", ref, " (not in the store yet)");
@@ -184,8 +184,8 @@ kci_engine_image_disk(const char *ref, const struct kci_image_disk_opts *o,
 		po.ctx = o->ctx;
 		po.cancel = o->cancel;
 		po.policy = o->policy;
-		if ((rc = kci_image_pull(im, ref, &po, manifest, err)) == 0)
-			rc = kci_image_resolve(im, ref, cfg, config_digest, &layers, err);
+		if ((rc = kci_images_pull(im, ref, &po, manifest, err)) == 0)
+			rc = kci_images_resolve(im, ref, cfg, config_digest, &layers, err);
 	}
 	if (rc < 0)
 		goto out;
@@ -202,7 +202,7 @@ kci_engine_image_disk(const char *ref, const struct kci_image_disk_opts *o,
 	}
 out:
 	if (rc < 0)
-		kci_image_config_clear(cfg);
+		kci_images_config_clear(cfg);
 	kci_strv_free(layers);
 	kci_images_free(im);
 	return rc;

@@ -649,7 +649,7 @@ out:
 		ev.len = len;
 	}
 	emitter_send(sh->em, &ev);
-	logf_(&c, "== job %s in %s%s%s", kci_job_state_name(st),
+	logf_(&c, "== job %s in %s%s%s", kci_engine_job_state_name(st),
 	      kci_format_duration(d, sizeof(d), ev.duration_ms), why ? ": " : "", why ? why : "");
 	if (c.log)
 		fclose(c.log);

@@ -44,11 +44,11 @@ kci_engine_kit_new(struct kci_kit **out, const struct kci_kit_opts *o, struct kc
 		goto out;
 	kci_vm_sweep_stale(k->rundir);
 	kci_sweep_orphans(k->cache);
-	if ((rc = kci_guest_find(&k->guest, o->kernel, k->home, err)) < 0 ||
-	    (rc = kci_agent_find(&k->agent, err)) < 0 ||
-	    (rc = kci_initramfs_get(k->guest, k->agent, k->cache, &k->initrd, err)) < 0 ||
-	    (rc = kci_accel_choose(o->accel, &k->accel, k->accel_why, sizeof(k->accel_why), err)) <
-		    0)
+	if ((rc = kci_vm_guest_find(&k->guest, o->kernel, k->home, err)) < 0 ||
+	    (rc = kci_vm_agent_find(&k->agent, err)) < 0 ||
+	    (rc = kci_vm_initramfs_get(k->guest, k->agent, k->cache, &k->initrd, err)) < 0 ||
+	    (rc = kci_vm_accel_choose(o->accel, &k->accel, k->accel_why, sizeof(k->accel_why),
+				      err)) < 0)
 		goto out;
 	*out = k;
 	k = NULL;
@@ -62,7 +62,7 @@ kci_engine_kit_free(struct kci_kit *k)
 {
 	if (!k)
 		return;
-	kci_guest_free(k->guest);
+	kci_vm_guest_free(k->guest);
 	pthread_mutex_destroy(&k->lock);
 	free(k->home);
 	free(k->cache);
@@ -71,12 +71,6 @@ kci_engine_kit_free(struct kci_kit *k)
 	free(k->initrd);
 	free(k->base_rootfs);
 	free(k);
-}
-
-const char *
-kci_engine_kit_home(const struct kci_kit *k)
-{
-	return k->home;
 }
 
 const char *
@@ -97,7 +91,7 @@ void
 kci_engine_root_clear(struct kci_root *r)
 {
 	free(r->disk);
-	kci_image_config_clear(&r->image);
+	kci_images_config_clear(&r->image);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -126,7 +120,7 @@ int
 kci_engine_root_dir(struct kci_kit *k, const char *dir, struct kci_root *out, struct kci_err *err)
 {
 	memset(out, 0, sizeof(*out));
-	return kci_rootfs_from_dir(dir, k->cache, &out->disk, err);
+	return kci_vm_rootfs_from_dir(dir, k->cache, &out->disk, err);
 }
 
 int
@@ -137,7 +131,7 @@ kci_engine_root_base(struct kci_kit *k, struct kci_root *out, struct kci_err *er
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&k->lock);
 	if (!k->base_rootfs)
-		rc = kci_rootfs_base(k->guest, k->cache, &k->base_rootfs, err);
+		rc = kci_vm_rootfs_base(k->guest, k->cache, &k->base_rootfs, err);
 	if (rc == 0)
 		out->disk = kci_xstrdup(k->base_rootfs);
 	pthread_mutex_unlock(&k->lock);
@@ -158,7 +152,7 @@ kci_engine_workspace_disk(const struct kci_kit *k, const char *dir, uint64_t fre
 	if ((rc = fd = kci_tmpfile_near(final, &tmp, err)) < 0)
 		goto out;
 	close(fd);
-	if ((rc = kci_disk_build_rw(dir, tmp, free_mib, err)) < 0) {
+	if ((rc = kci_vm_disk_build_rw(dir, tmp, free_mib, err)) < 0) {
 		unlink(tmp);
 		kci_err_prefix(err, "workspace disk");
 		goto out;
@@ -174,7 +168,7 @@ out:
 void
 kci_engine_vm_opts(const struct kci_kit *k, const struct kci_root *root, struct kci_vm_opts *vo)
 {
-	vo->kernel = kci_guest_kernel(k->guest);
+	vo->kernel = kci_vm_guest_kernel(k->guest);
 	vo->initrd = k->initrd;
 	vo->rootfs = root->disk;
 	vo->run_dir = k->rundir;

@@ -2,7 +2,7 @@
 #include "engine/engine.h"
 
 const char *
-kci_job_state_name(enum kci_job_state s)
+kci_engine_job_state_name(enum kci_job_state s)
 {
 	switch (s) {
 	case KCI_JOB_PENDING:

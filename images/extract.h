@@ -26,7 +26,7 @@
 /*
  * Applies one archive read from in_fd onto the tree open at root_fd, in this
  * process, whatever p->confined says; digest (may be NULL) as for
- * kci_image_extract. stats (may be NULL) is reset first. Memory grows with
+ * kci_images_extract. stats (may be NULL) is reset first. Memory grows with
  * the archive's entries (an inode set, and directories whose times are set
  * at the end).
  */

@@ -445,8 +445,8 @@ out:
 }
 
 int
-kci_image_extract(const char *dest, int fd, const struct kci_extract_policy *p, const char *digest,
-		  struct kci_extract_stats *stats, struct kci_err *err)
+kci_images_extract(const char *dest, int fd, const struct kci_extract_policy *p, const char *digest,
+		   struct kci_extract_stats *stats, struct kci_err *err)
 {
 	int root_fd = open(dest, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), rc;
 

@@ -15,7 +15,7 @@
 #include "common/parse.h"
 #include "common/strv.h"
 #include "common/xalloc.h"
-#include "images/image.h"
+#include "images/internal.h"
 #include "images/manifest.h"
 
 uint64_t
@@ -61,9 +61,9 @@ image_canonical(const char *ref, char *out, size_t size, struct kci_image_ref *p
 	struct kci_image_ref r;
 	int rc;
 
-	if ((rc = kci_image_ref_parse(ref, &r, err)) < 0)
+	if ((rc = kci_images_ref_parse(ref, &r, err)) < 0)
 		return rc;
-	kci_image_ref_format(&r, out, size);
+	kci_images_ref_format(&r, out, size);
 	if (parsed)
 		*parsed = r;
 	return 0;
@@ -112,7 +112,11 @@ ref_clear(struct store_ref *r)
 	free(r->media_type);
 }
 
-int
+/*
+ * Reads and parses a stored manifest and (if cfg) its config, checking that
+ * the config's diff_ids match the layer count. Caller clears both.
+ */
+static int
 image_load_manifest(struct kci_images *im, const char *digest, const char *media_type,
 		    struct manifest *m, struct kci_image_config *cfg, struct kci_err *err)
 {
@@ -140,7 +144,7 @@ image_load_manifest(struct kci_images *im, const char *digest, const char *media
 		rc = kci_err_set(err, KCI_INVALID,
 				 "image config %s lists %zu layers (diff_ids), the manifest %zu",
 				 m->config.digest, ndiff, m->n_layers);
-		kci_image_config_clear(cfg);
+		kci_images_config_clear(cfg);
 	}
 out:
 	if (rc < 0)
@@ -149,8 +153,8 @@ out:
 }
 
 int
-kci_image_resolve(struct kci_images *im, const char *ref, struct kci_image_config *cfg,
-		  char config_digest[72], char ***layers, struct kci_err *err)
+kci_images_resolve(struct kci_images *im, const char *ref, struct kci_image_config *cfg,
+		   char config_digest[72], char ***layers, struct kci_err *err)
 {
 	struct store_ref r = { 0 };
 	struct manifest m = { 0 };
@@ -176,7 +180,7 @@ kci_image_resolve(struct kci_images *im, const char *ref, struct kci_image_confi
 		for (size_t i = 0; paths[i]; i++)
 			free(paths[i]);
 		free(paths);
-		kci_image_config_clear(cfg);
+		kci_images_config_clear(cfg);
 	} else {
 		snprintf(config_digest, 72, "%s", m.config.digest);
 		*layers = paths;
@@ -186,7 +190,7 @@ kci_image_resolve(struct kci_images *im, const char *ref, struct kci_image_confi
 }
 
 int
-kci_image_list(struct kci_images *im, struct kci_image_info **out, size_t *n, struct kci_err *err)
+kci_images_list(struct kci_images *im, struct kci_image_info **out, size_t *n, struct kci_err *err)
 {
 	struct store_ref *refs = NULL;
 	struct kci_image_info *infos;
@@ -222,7 +226,7 @@ kci_image_list(struct kci_images *im, struct kci_image_info **out, size_t *n, st
 }
 
 void
-kci_image_info_free(struct kci_image_info *infos, size_t n)
+kci_images_info_free(struct kci_image_info *infos, size_t n)
 {
 	for (size_t i = 0; infos && i < n; i++)
 		free(infos[i].ref);
@@ -230,7 +234,7 @@ kci_image_info_free(struct kci_image_info *infos, size_t n)
 }
 
 int
-kci_image_remove(struct kci_images *im, const char *ref, struct kci_err *err)
+kci_images_remove(struct kci_images *im, const char *ref, struct kci_err *err)
 {
 	struct store_ref r = { 0 };
 	int rc;
@@ -261,7 +265,7 @@ sweep_loads(struct kci_images *im)
 }
 
 int
-kci_image_prune(struct kci_images *im, uint64_t *freed, char ***keep_configs, struct kci_err *err)
+kci_images_prune(struct kci_images *im, uint64_t *freed, char ***keep_configs, struct kci_err *err)
 {
 	struct store_ref *refs = NULL;
 	char **keep = NULL, **configs = NULL;
@@ -307,8 +311,8 @@ out:
 }
 
 int
-kci_image_verify(struct kci_images *im, size_t *checked, size_t *bad,
-		 void (*on_bad)(void *ctx, const char *digest), void *ctx, struct kci_err *err)
+kci_images_verify(struct kci_images *im, size_t *checked, size_t *bad,
+		  void (*on_bad)(void *ctx, const char *digest), void *ctx, struct kci_err *err)
 {
 	int rc;
 

@@ -27,11 +27,11 @@ struct kci_image_ref {
 };
 
 /* Parses and normalises a reference; KCI_INVALID with a message naming the problem. */
-int kci_image_ref_parse(const char *s, struct kci_image_ref *out, struct kci_err *err);
+int kci_images_ref_parse(const char *s, struct kci_image_ref *out, struct kci_err *err);
 /* Canonical text: "registry/repo:tag" or "registry/repo@digest" (buf >= 512 bytes). */
-void kci_image_ref_format(const struct kci_image_ref *r, char *buf, size_t size);
+void kci_images_ref_format(const struct kci_image_ref *r, char *buf, size_t size);
 /* Whether plain HTTP is allowed for this registry (loopback only). */
-int kci_image_ref_is_loopback(const struct kci_image_ref *r);
+int kci_images_ref_is_loopback(const struct kci_image_ref *r);
 
 /* ---- image configuration (what `kci exec --image` honours) ---- */
 
@@ -44,7 +44,7 @@ struct kci_image_config {
 	char *os, *architecture;
 	char **diff_ids; /* NULL-terminated "sha256:..." in layer order */
 };
-void kci_image_config_clear(struct kci_image_config *c);
+void kci_images_config_clear(struct kci_image_config *c);
 
 /* ---- the local image store ---- */
 
@@ -101,14 +101,14 @@ struct kci_pull_opts {
  * recorded. Safe to run concurrently with itself. *digest gets the image
  * manifest's digest.
  */
-int kci_image_pull(struct kci_images *im, const char *ref, const struct kci_pull_opts *o,
-		   char digest[72], struct kci_err *err);
+int kci_images_pull(struct kci_images *im, const char *ref, const struct kci_pull_opts *o,
+		    char digest[72], struct kci_err *err);
 
 /*
  * Loads an OCI image-layout directory or a `docker save` tarball; every blob
  * is verified. *refs (NULL-terminated, malloc'd) lists what was loaded.
  */
-int kci_image_load(struct kci_images *im, const char *path, char ***refs, struct kci_err *err);
+int kci_images_load(struct kci_images *im, const char *path, char ***refs, struct kci_err *err);
 
 struct kci_image_info {
 	char *ref;
@@ -118,28 +118,29 @@ struct kci_image_info {
 	time_t created;		/* when it entered the store */
 };
 
-int kci_image_list(struct kci_images *im, struct kci_image_info **out, size_t *n,
-		   struct kci_err *err);
-void kci_image_info_free(struct kci_image_info *infos, size_t n);
-/* Forgets a ref (KCI_NOTFOUND if absent); blobs go at the next prune. */
-int kci_image_remove(struct kci_images *im, const char *ref, struct kci_err *err);
-/* Deletes blobs no ref needs; *keep_configs (NULL-terminated) lists the images still present. */
-int kci_image_prune(struct kci_images *im, uint64_t *freed, char ***keep_configs,
+int kci_images_list(struct kci_images *im, struct kci_image_info **out, size_t *n,
 		    struct kci_err *err);
+void kci_images_info_free(struct kci_image_info *infos, size_t n);
+/* Forgets a ref (KCI_NOTFOUND if absent); blobs go at the next prune. */
+int kci_images_remove(struct kci_images *im, const char *ref, struct kci_err *err);
+/* Deletes blobs no ref needs; *keep_configs (NULL-terminated) lists the images still present. */
+int kci_images_prune(struct kci_images *im, uint64_t *freed, char ***keep_configs,
+		     struct kci_err *err);
 /*
  * Re-hashes every blob in the store; corrupt ones are removed (a later pull
  * fetches them again) and reported to on_bad (may be NULL).
  */
-int kci_image_verify(struct kci_images *im, size_t *checked, size_t *bad,
-		     void (*on_bad)(void *ctx, const char *digest), void *ctx, struct kci_err *err);
+int kci_images_verify(struct kci_images *im, size_t *checked, size_t *bad,
+		      void (*on_bad)(void *ctx, const char *digest), void *ctx,
+		      struct kci_err *err);
 
 /*
  * Looks `ref` up in the store (no network): its config, config digest, and
  * the layer blob paths in order (NULL-terminated, malloc'd). KCI_NOTFOUND
  * when the store has no such image.
  */
-int kci_image_resolve(struct kci_images *im, const char *ref, struct kci_image_config *cfg,
-		      char config_digest[72], char ***layers, struct kci_err *err);
+int kci_images_resolve(struct kci_images *im, const char *ref, struct kci_image_config *cfg,
+		       char config_digest[72], char ***layers, struct kci_err *err);
 
 /*
  * Unpacks layers (in order) into rootfs_dir with KCI_EXTRACT_LAYER, all in one
@@ -147,9 +148,9 @@ int kci_image_resolve(struct kci_images *im, const char *ref, struct kci_image_c
  * to max_bytes at most (KCI_NOSPACE beyond, before the file is written: a
  * decompression bomb stops there). Caller removes the dir on failure.
  */
-int kci_image_unpack(const char *rootfs_dir, const char *const *blob_paths,
-		     const char *const *diff_ids, size_t n, uint64_t max_bytes,
-		     struct kci_err *err);
+int kci_images_unpack(const char *rootfs_dir, const char *const *blob_paths,
+		      const char *const *diff_ids, size_t n, uint64_t max_bytes,
+		      struct kci_err *err);
 
 /* ---- untrusted tar archives: one extractor, a policy per kind (extract*.c) ---- */
 
@@ -293,7 +294,7 @@ struct kci_extract_stats {
  * hold part of the tree; the caller removes it. stats (may be NULL) says
  * what the archive held.
  */
-int kci_image_extract(const char *dest, int fd, const struct kci_extract_policy *p,
-		      const char *digest, struct kci_extract_stats *stats, struct kci_err *err);
+int kci_images_extract(const char *dest, int fd, const struct kci_extract_policy *p,
+		       const char *digest, struct kci_extract_stats *stats, struct kci_err *err);
 
 #endif

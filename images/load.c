@@ -21,7 +21,7 @@
 #include "common/fs.h"
 #include "common/strv.h"
 #include "common/xalloc.h"
-#include "images/image.h"
+#include "images/internal.h"
 
 #define LOAD_JSON_MAX (4u << 20)
 
@@ -416,7 +416,7 @@ load_docker_entry(struct kci_images *im, int dirfd, struct json_object *e, char 
 	}
 out:
 	json_object_put(m);
-	kci_image_config_clear(&cfg);
+	kci_images_config_clear(&cfg);
 	return rc;
 }
 
@@ -459,7 +459,7 @@ extract_tar(const char *tar, const char *dest, struct kci_err *err)
 	}
 	/* A plain tar holds at most its own size; compressed, allow a generous ratio. */
 	p.max_stream = p.max_bytes = p.max_file = (uint64_t)st.st_size * 16 + (64u << 20);
-	rc = kci_image_extract(dest, fd, &p, NULL, NULL, err);
+	rc = kci_images_extract(dest, fd, &p, NULL, NULL, err);
 out:
 	close(fd);
 	return rc;
@@ -488,7 +488,7 @@ load_dir(struct kci_images *im, const char *dir, const char *hint, char ***refs,
 }
 
 int
-kci_image_load(struct kci_images *im, const char *path, char ***refs, struct kci_err *err)
+kci_images_load(struct kci_images *im, const char *path, char ***refs, struct kci_err *err)
 {
 	char *copy = kci_xstrdup(path), *hint, *tmp = NULL;
 	size_t nrefs = 0;

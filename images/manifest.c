@@ -520,7 +520,7 @@ out:
 }
 
 void
-kci_image_config_clear(struct kci_image_config *c)
+kci_images_config_clear(struct kci_image_config *c)
 {
 	if (!c)
 		return;
@@ -680,7 +680,7 @@ image_config_parse(const char *body, size_t len, struct kci_image_config *out, s
 	*out = c;
 	memset(&c, 0, sizeof(c));
 out:
-	kci_image_config_clear(&c);
+	kci_images_config_clear(&c);
 	json_object_put(root);
 	return rc;
 }

@@ -90,7 +90,7 @@ int manifest_index_select(const char *body, size_t len, const char *media_type, 
 			  struct kci_err *err);
 
 /*
- * Parses an image config into out (owned strings; kci_image_config_clear()
+ * Parses an image config into out (owned strings; kci_images_config_clear()
  * frees them). Checking diff_ids against the manifest's layer count and
  * os/architecture against the platform is the caller's job.
  */

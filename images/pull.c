@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "common/xalloc.h"
-#include "images/image.h"
+#include "images/internal.h"
 #include "images/registry.h"
 
 #define PULL_PARALLEL 4
@@ -181,7 +181,7 @@ fetch_config(struct pull *p, struct kci_err *err)
 		 (cfg.architecture && strcmp(cfg.architecture, "amd64") != 0))
 		rc = kci_err_set(err, KCI_INVALID, "image is %s/%s; kci runs linux/amd64 guests",
 				 cfg.os ? cfg.os : "?", cfg.architecture ? cfg.architecture : "?");
-	kci_image_config_clear(&cfg);
+	kci_images_config_clear(&cfg);
 	return rc;
 }
 
@@ -218,8 +218,8 @@ fetch_manifest(struct pull *p, const struct kci_image_ref *ref, struct registry_
 }
 
 int
-kci_image_pull(struct kci_images *im, const char *ref_s, const struct kci_pull_opts *o,
-	       char digest[72], struct kci_err *err)
+kci_images_pull(struct kci_images *im, const char *ref_s, const struct kci_pull_opts *o,
+		char digest[72], struct kci_err *err)
 {
 	struct pull p = { .im = im, .opts = o };
 	struct registry_manifest man = { 0 };

@@ -244,7 +244,7 @@ ref_split_digest(struct kci_image_ref *r, const char *s, size_t *name_len, const
 }
 
 int
-kci_image_ref_parse(const char *s, struct kci_image_ref *out, struct kci_err *err)
+kci_images_ref_parse(const char *s, struct kci_image_ref *out, struct kci_err *err)
 {
 	struct kci_image_ref r;
 	const char *slash, *path;
@@ -289,7 +289,7 @@ kci_image_ref_parse(const char *s, struct kci_image_ref *out, struct kci_err *er
 }
 
 void
-kci_image_ref_format(const struct kci_image_ref *r, char *buf, size_t size)
+kci_images_ref_format(const struct kci_image_ref *r, char *buf, size_t size)
 {
 	snprintf(buf, size, "%s/%s%s%s%s%s", r->registry, r->repo, r->tag[0] ? ":" : "", r->tag,
 		 r->digest[0] ? "@" : "", r->digest);
@@ -354,7 +354,7 @@ kci_images_policy_check(const struct kci_registry_policy *policy, const char *re
 	*plain_http = 0;
 	if (!policy)
 		return 0;
-	if ((rc = kci_image_ref_parse(ref, &r, err)) < 0)
+	if ((rc = kci_images_ref_parse(ref, &r, err)) < 0)
 		return rc;
 	registry_name(r.registry, name, sizeof(name));
 	if (listed(policy->registries, name))
@@ -373,7 +373,7 @@ kci_images_policy_check(const struct kci_registry_policy *policy, const char *re
 }
 
 int
-kci_image_ref_is_loopback(const struct kci_image_ref *r)
+kci_images_ref_is_loopback(const struct kci_image_ref *r)
 {
 	char host[sizeof(r->registry)];
 	const char *end;

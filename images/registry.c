@@ -43,7 +43,7 @@ registry_new(struct registry **out, const struct kci_image_ref *ref,
 	hopts = (struct http_opts){
 		.ca_file = opts->ca_file,
 		/* A remote registry must not point kci at services on this machine. */
-		.loopback_ok = kci_image_ref_is_loopback(ref),
+		.loopback_ok = kci_images_ref_is_loopback(ref),
 		.connect_timeout_ms = opts->connect_timeout_ms,
 		.stall_ms = opts->stall_ms,
 		.request_timeout_ms = opts->request_timeout_ms,
@@ -54,7 +54,7 @@ registry_new(struct registry **out, const struct kci_image_ref *ref,
 		.quiet_bodies = opts->quiet_bodies,
 	};
 	r = kci_xcalloc(1, sizeof(*r));
-	https = !opts->plain_http && (!kci_image_ref_is_loopback(ref) || opts->loopback_https);
+	https = !opts->plain_http && (!kci_images_ref_is_loopback(ref) || opts->loopback_https);
 	snprintf(r->base, sizeof(r->base), "%s://%s", https ? "https" : "http", ref->registry);
 	int unused_https, unused_loopback;
 	if (opts->plain_http && url_origin(r->base, r->plain_origin, sizeof(r->plain_origin),

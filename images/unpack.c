@@ -26,8 +26,8 @@ open_all(const char *rootfs_dir, const char *const *blob_paths, size_t n, int *r
 }
 
 int
-kci_image_unpack(const char *rootfs_dir, const char *const *blob_paths, const char *const *diff_ids,
-		 size_t n, uint64_t max_bytes, struct kci_err *err)
+kci_images_unpack(const char *rootfs_dir, const char *const *blob_paths,
+		  const char *const *diff_ids, size_t n, uint64_t max_bytes, struct kci_err *err)
 {
 	struct kci_extract_policy layer = KCI_EXTRACT_LAYER;
 	int root_fd = -1, *blob_fds = kci_xmalloc((n + 1) * sizeof(int)), rc;

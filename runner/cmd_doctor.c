@@ -120,27 +120,27 @@ check_guest(struct checklist *c, const char *home)
 	struct kci_guest *g = NULL;
 	char *agent = NULL, *detail;
 
-	if (kci_guest_find(&g, NULL, home, &err) < 0) {
+	if (kci_vm_guest_find(&g, NULL, home, &err) < 0) {
 		check(c, 0, "guest kernel", err.msg,
 		      "scripts/fetch-guest.sh (downloads Debian's linux-image-cloud-amd64 and "
 		      "busybox-static; installs nothing on the host)");
 	} else {
-		detail = kci_xasprintf("%s (%s)", kci_guest_kernel(g),
-				       kci_guest_release(g)[0] ? kci_guest_release(g)
-							       : "release unknown");
+		detail = kci_xasprintf("%s (%s)", kci_vm_guest_kernel(g),
+				       kci_vm_guest_release(g)[0] ? kci_vm_guest_release(g)
+								  : "release unknown");
 		check(c, 1, "guest kernel", detail, "");
 		free(detail);
-		check(c, kci_guest_busybox(g) != NULL, "base image",
-		      kci_guest_busybox(g) ? "busybox present (kci exec works without --rootfs)"
-					   : "no busybox in the guest bundle",
+		check(c, kci_vm_guest_busybox(g) != NULL, "base image",
+		      kci_vm_guest_busybox(g) ? "busybox present (kci exec works without --rootfs)"
+					      : "no busybox in the guest bundle",
 		      "re-run scripts/fetch-guest.sh");
 	}
-	if (kci_agent_find(&agent, &err) < 0)
+	if (kci_vm_agent_find(&agent, &err) < 0)
 		check(c, 0, "agent", err.msg, "build kci (cmake --build) or set KCI_AGENT");
 	else
 		check(c, 1, "agent", agent, "");
 	free(agent);
-	kci_guest_free(g);
+	kci_vm_guest_free(g);
 }
 
 static void
@@ -186,7 +186,7 @@ kci_cmd_doctor(int argc, char **argv)
 		return KCI_EXIT_RUNNER;
 	}
 	printf("kci doctor\n");
-	if (kci_accel_choose(KCI_ACCEL_AUTO, &a, why, sizeof(why), &err) < 0)
+	if (kci_vm_accel_choose(KCI_ACCEL_AUTO, &a, why, sizeof(why), &err) < 0)
 		check(&c, 0, "accelerator", err.msg, "apt-get install qemu-system-x86");
 	else
 		check(&c, 1, "accelerator", why, "");

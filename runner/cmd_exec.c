@@ -189,7 +189,7 @@ parse_opts(int argc, char **argv, struct exec_opts *o)
 			o->workspace = optarg;
 			break;
 		case OPT_ACCEL:
-			if (kci_accel_parse(optarg, &o->accel) < 0)
+			if (kci_vm_accel_parse(optarg, &o->accel) < 0)
 				return bad_value("--accel", optarg, "auto, kvm or tcg");
 			break;
 		case 'e':

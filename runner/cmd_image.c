@@ -83,7 +83,7 @@ prepare_disk(const char *ref, struct kci_progress *prog, struct kci_err *err)
 	o.home = home;
 	o.cache = cache;
 	rc = kci_engine_image_disk(ref, &o, &cfg, &disk, err);
-	kci_image_config_clear(&cfg);
+	kci_images_config_clear(&cfg);
 	free(disk);
 	free(cache);
 	free(home);
@@ -138,7 +138,7 @@ kci_cmd_pull(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	o.cancel = &interrupted;
-	rc = kci_image_pull(im, argv[1], &o, digest, &err);
+	rc = kci_images_pull(im, argv[1], &o, digest, &err);
 	kci_images_free(im);
 	if (rc == 0 && !interrupted)
 		rc = prepare_disk(argv[1], &prog, &err);
@@ -191,7 +191,7 @@ kci_cmd_images(int argc, char **argv)
 		return KCI_EXIT_RUNNER;
 	if (verify) {
 		size_t checked, bad;
-		int rc = kci_image_verify(im, &checked, &bad, report_bad, NULL, &err);
+		int rc = kci_images_verify(im, &checked, &bad, report_bad, NULL, &err);
 		kci_images_free(im);
 		if (rc < 0) {
 			kci_print_error(err.msg);
@@ -201,7 +201,7 @@ kci_cmd_images(int argc, char **argv)
 		       bad ? " (removed: pull the affected images again)" : "");
 		return bad ? 1 : 0;
 	}
-	if (kci_image_list(im, &infos, &n, &err) < 0) {
+	if (kci_images_list(im, &infos, &n, &err) < 0) {
 		kci_print_error(err.msg);
 		kci_images_free(im);
 		return KCI_EXIT_RUNNER;
@@ -213,7 +213,7 @@ kci_cmd_images(int argc, char **argv)
 		human_age(infos[i].created, age, sizeof(age));
 		printf("%-48s %.19s %-10s %s\n", infos[i].ref, infos[i].digest, size, age);
 	}
-	kci_image_info_free(infos, n);
+	kci_images_info_free(infos, n);
 	kci_images_free(im);
 	return 0;
 }
@@ -235,7 +235,7 @@ kci_cmd_rmi(int argc, char **argv)
 	if (!(im = open_images()))
 		return KCI_EXIT_RUNNER;
 	for (int i = 1; i < argc; i++) {
-		if (kci_image_remove(im, argv[i], &err) < 0) {
+		if (kci_images_remove(im, argv[i], &err) < 0) {
 			kci_print_error(err.msg);
 			status = KCI_EXIT_RUNNER;
 		} else {
@@ -263,7 +263,7 @@ kci_cmd_load(int argc, char **argv)
 		return usage_error("load", usage, argc < 2 ? "no path given" : "expected one path");
 	if (!(im = open_images()))
 		return KCI_EXIT_RUNNER;
-	rc = kci_image_load(im, argv[1], &refs, &err);
+	rc = kci_images_load(im, argv[1], &refs, &err);
 	kci_images_free(im);
 	if (rc < 0) {
 		kci_print_error(err.msg);
@@ -350,7 +350,7 @@ kci_cmd_prune(int argc, char **argv)
 	if (argc > 1)
 		return usage_error("prune", usage, "unexpected argument");
 	if ((rc = kci_home(&home, &err)) < 0 || (rc = kci_images_open(&im, home, &err)) < 0 ||
-	    (rc = kci_image_prune(im, &freed, &keep, &err)) < 0) {
+	    (rc = kci_images_prune(im, &freed, &keep, &err)) < 0) {
 		kci_print_error(err.msg);
 		kci_images_free(im);
 		free(home);

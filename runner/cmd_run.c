@@ -212,7 +212,7 @@ parse_opts(int argc, char **argv, struct run_opts *o)
 			o->kernel = optarg;
 			break;
 		case OPT_ACCEL:
-			if (kci_accel_parse(optarg, &o->accel) < 0)
+			if (kci_vm_accel_parse(optarg, &o->accel) < 0)
 				return bad_value("--accel", optarg, "auto, kvm or tcg");
 			break;
 		case OPT_DEBUG:

@@ -262,7 +262,7 @@ render_text(struct kci_render *r, const struct kci_event *ev)
 				kci_format_duration(d, sizeof(d), ev->duration_ms));
 		break;
 	case KCI_EV_JOB_END:
-		fprintf(f, "job %s", kci_job_state_name(ev->state));
+		fprintf(f, "job %s", kci_engine_job_state_name(ev->state));
 		if (ev->state != KCI_JOB_SKIPPED && ev->state != KCI_JOB_CANCELED)
 			fprintf(f, " in %s", kci_format_duration(d, sizeof(d), ev->duration_ms));
 		if (ev->text) {
@@ -316,8 +316,8 @@ render_json(struct kci_render *r, const struct kci_event *ev)
 	if (ev->kind == KCI_EV_STEP_END)
 		json_object_object_add(o, "exit_code", json_object_new_int(ev->exit_code));
 	if (ev->kind == KCI_EV_STEP_END || ev->kind == KCI_EV_JOB_END) {
-		json_object_object_add(o, "result",
-				       json_object_new_string(kci_job_state_name(ev->state)));
+		json_object_object_add(
+			o, "result", json_object_new_string(kci_engine_job_state_name(ev->state)));
 		json_object_object_add(o, "duration_ms", json_object_new_int64(ev->duration_ms));
 	}
 	if (ev->log_path)
@@ -356,7 +356,8 @@ summary(struct kci_render *r, const struct kci_event *ev)
 			json_object_object_add(o, "job",
 					       json_object_new_string(r->p->jobs[i].name));
 			json_object_object_add(
-				o, "result", json_object_new_string(kci_job_state_name(v->state)));
+				o, "result",
+				json_object_new_string(kci_engine_job_state_name(v->state)));
 			json_object_object_add(o, "duration_ms",
 					       json_object_new_int64(v->duration_ms));
 			if (v->why)
@@ -373,7 +374,7 @@ summary(struct kci_render *r, const struct kci_event *ev)
 				v->state == KCI_JOB_PASSED    ? "32"
 				: v->state == KCI_JOB_SKIPPED ? "2"
 							      : "31");
-		fprintf(f, "%-8s", kci_job_state_name(v->state));
+		fprintf(f, "%-8s", kci_engine_job_state_name(v->state));
 		if (r->color)
 			fprintf(f, "\033[0m");
 		fprintf(f, "  %8s", ran ? kci_format_duration(d, sizeof(d), v->duration_ms) : "-");
@@ -402,7 +403,7 @@ summary(struct kci_render *r, const struct kci_event *ev)
 	for (int s = KCI_JOB_PASSED, first = 1; s <= KCI_JOB_ERROR; s++) {
 		if (!counts[s])
 			continue;
-		fprintf(f, "%s%zu %s", first ? "" : ", ", counts[s], kci_job_state_name(s));
+		fprintf(f, "%s%zu %s", first ? "" : ", ", counts[s], kci_engine_job_state_name(s));
 		first = 0;
 	}
 	fprintf(f, "%s\n", r->interrupted ? " (interrupted)" : "");

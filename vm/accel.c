@@ -83,7 +83,7 @@ read_cpuinfo(void)
 }
 
 unsigned
-kci_host_tsc_khz(void)
+kci_vm_host_tsc_khz(void)
 {
 	char *text = read_cpuinfo();
 	unsigned khz = text ? tsc_khz_parse(text) : 0;
@@ -93,8 +93,8 @@ kci_host_tsc_khz(void)
 }
 
 int
-kci_accel_choose(enum kci_accel want, enum kci_accel *out, char *why, size_t whylen,
-		 struct kci_err *err)
+kci_vm_accel_choose(enum kci_accel want, enum kci_accel *out, char *why, size_t whylen,
+		    struct kci_err *err)
 {
 	char *cpuinfo = read_cpuinfo();
 	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -127,7 +127,7 @@ kci_accel_choose(enum kci_accel want, enum kci_accel *out, char *why, size_t why
 }
 
 int
-kci_accel_parse(const char *s, enum kci_accel *out)
+kci_vm_accel_parse(const char *s, enum kci_accel *out)
 {
 	if (strcmp(s, "auto") == 0)
 		*out = KCI_ACCEL_AUTO;

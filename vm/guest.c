@@ -71,7 +71,8 @@ load_dir(struct kci_guest **out, const char *dir, struct kci_err *err)
 }
 
 int
-kci_guest_find(struct kci_guest **out, const char *override, const char *home, struct kci_err *err)
+kci_vm_guest_find(struct kci_guest **out, const char *override, const char *home,
+		  struct kci_err *err)
 {
 	const char *env = getenv("KCI_GUEST_DIR");
 	char *candidates[3] = { NULL, NULL, NULL };
@@ -114,7 +115,7 @@ kci_guest_find(struct kci_guest **out, const char *override, const char *home, s
 }
 
 void
-kci_guest_free(struct kci_guest *g)
+kci_vm_guest_free(struct kci_guest *g)
 {
 	if (!g)
 		return;
@@ -126,31 +127,31 @@ kci_guest_free(struct kci_guest *g)
 }
 
 const char *
-kci_guest_dir(const struct kci_guest *g)
+kci_vm_guest_dir(const struct kci_guest *g)
 {
 	return g->dir;
 }
 
 const char *
-kci_guest_kernel(const struct kci_guest *g)
+kci_vm_guest_kernel(const struct kci_guest *g)
 {
 	return g->kernel;
 }
 
 const char *
-kci_guest_release(const struct kci_guest *g)
+kci_vm_guest_release(const struct kci_guest *g)
 {
 	return g->release;
 }
 
 const char *
-kci_guest_busybox(const struct kci_guest *g)
+kci_vm_guest_busybox(const struct kci_guest *g)
 {
 	return g->busybox;
 }
 
 int
-kci_agent_find(char **out, struct kci_err *err)
+kci_vm_agent_find(char **out, struct kci_err *err)
 {
 	const char *env = getenv("KCI_AGENT");
 	char *exe = kci_exe_dir();

@@ -136,9 +136,9 @@ guest_module_list(const struct kci_guest *g, const char *const *wanted, char ***
 
 	*out = NULL;
 	*levels = NULL;
-	if (!kci_guest_dir(g) || !kci_guest_release(g)[0])
+	if (!kci_vm_guest_dir(g) || !kci_vm_guest_release(g)[0])
 		return 0; /* a bare --kernel: modules must be built in */
-	dep_path = kci_xasprintf("%s/modules/modules.dep", kci_guest_dir(g));
+	dep_path = kci_xasprintf("%s/modules/modules.dep", kci_vm_guest_dir(g));
 	rc = kci_read_file(dep_path, 8 << 20, &text, NULL, err);
 	free(dep_path);
 	if (rc < 0)
@@ -177,7 +177,7 @@ static int
 hash_modules(struct kci_sha256 *h, const struct kci_guest *g, char **mods, struct kci_err *err)
 {
 	for (size_t i = 0; mods && mods[i]; i++) {
-		char *src = kci_xasprintf("%s/modules/%s", kci_guest_dir(g), mods[i]);
+		char *src = kci_xasprintf("%s/modules/%s", kci_vm_guest_dir(g), mods[i]);
 		int rc = kci_sha256_update_file(h, src, err);
 		free(src);
 		if (rc < 0)
@@ -195,7 +195,7 @@ cache_key(const char *agent, const struct kci_guest *g, char **mods, char **net_
 	char hex[65], *key = NULL;
 
 	kci_sha256_update(h, INITRAMFS_RECIPE, sizeof(INITRAMFS_RECIPE));
-	kci_sha256_update(h, kci_guest_release(g), strlen(kci_guest_release(g)) + 1);
+	kci_sha256_update(h, kci_vm_guest_release(g), strlen(kci_vm_guest_release(g)) + 1);
 	if (kci_sha256_update_file(h, agent, err) < 0 || hash_modules(h, g, mods, err) < 0)
 		goto out;
 	/* A separator, so moving a module between the two lists changes the key. */
@@ -219,8 +219,8 @@ cpio_modules(struct cpio *c, const struct kci_guest *g, char **mods, int *levels
 
 	*list = kci_xstrdup("");
 	for (size_t i = 0; mods && mods[i] && rc == 0; i++) {
-		char *src = kci_xasprintf("%s/modules/%s", kci_guest_dir(g), mods[i]);
-		char *dst = kci_xasprintf("lib/modules/%s/%s", kci_guest_release(g), mods[i]);
+		char *src = kci_xasprintf("%s/modules/%s", kci_vm_guest_dir(g), mods[i]);
+		char *dst = kci_xasprintf("lib/modules/%s/%s", kci_vm_guest_release(g), mods[i]);
 		/* "LEVEL PATH": the agent loads one level's modules in parallel. */
 		char *grown = kci_xasprintf("%s%d /%s\n", *list, levels[i], dst);
 
@@ -270,8 +270,8 @@ out:
 }
 
 int
-kci_initramfs_get(const struct kci_guest *g, const char *agent, const char *cache_dir, char **out,
-		  struct kci_err *err)
+kci_vm_initramfs_get(const struct kci_guest *g, const char *agent, const char *cache_dir,
+		     char **out, struct kci_err *err)
 {
 	char **mods = NULL, **net_mods = NULL;
 	int *levels = NULL, *net_levels = NULL;

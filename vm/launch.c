@@ -524,7 +524,7 @@ kci_vm_start(struct kci_vm **out, const struct kci_vm_opts *o, struct kci_err *e
 		.accel = o->accel,
 		.cpus = o->cpus,
 		.memory_mib = o->memory_mib,
-		.tsc_khz = kci_host_tsc_khz(),
+		.tsc_khz = kci_vm_host_tsc_khz(),
 		.console_fd = CHILD_CONSOLE_FD,
 		.agent_fd = CHILD_AGENT_FD,
 		.qmp_fd = CHILD_QMP_FD,

@@ -192,7 +192,7 @@ record_source(const char *image, const char *src)
 }
 
 int
-kci_rootfs_from_dir(const char *dir, const char *cache_dir, char **out, struct kci_err *err)
+kci_vm_rootfs_from_dir(const char *dir, const char *cache_dir, char **out, struct kci_err *err)
 {
 	unsigned long long bytes, entries;
 	struct stat st;
@@ -227,7 +227,7 @@ kci_rootfs_from_dir(const char *dir, const char *cache_dir, char **out, struct k
 }
 
 int
-kci_rootfs_build(const char *dir, const char *path, struct kci_err *err)
+kci_vm_rootfs_build(const char *dir, const char *path, struct kci_err *err)
 {
 	unsigned long long bytes, entries;
 	char hex[65];
@@ -239,7 +239,7 @@ kci_rootfs_build(const char *dir, const char *path, struct kci_err *err)
 }
 
 int
-kci_disk_build_rw(const char *dir, const char *path, uint64_t free_mib, struct kci_err *err)
+kci_vm_disk_build_rw(const char *dir, const char *path, uint64_t free_mib, struct kci_err *err)
 {
 	const struct ext4_layout layout = { .label = "kci-work",
 					    .free_mib = free_mib,
@@ -332,9 +332,10 @@ populate_base(const char *root, const char *busybox, struct kci_err *err)
 }
 
 int
-kci_rootfs_base(const struct kci_guest *g, const char *cache_dir, char **out, struct kci_err *err)
+kci_vm_rootfs_base(const struct kci_guest *g, const char *cache_dir, char **out,
+		   struct kci_err *err)
 {
-	const char *busybox = kci_guest_busybox(g);
+	const char *busybox = kci_vm_guest_busybox(g);
 	struct kci_sha256 *h;
 	char hex[65];
 	char *path = NULL, *tmpdir = NULL;

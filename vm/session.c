@@ -83,7 +83,8 @@ clean_text(char *dst, size_t size, const uint8_t *src, size_t len)
 	dst[n] = '\0';
 }
 
-int
+/* Builds the error for a guest that died under us, with its last console lines. */
+static int
 vm_death_error(struct kci_vm *vm, const char *what, struct kci_err *err)
 {
 	char panic[256], reason[512];

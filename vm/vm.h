@@ -22,42 +22,42 @@ struct kci_guest;
  * $KCI_GUEST_DIR, $KCI_HOME/guest and <exe>/../share/kci/guest are tried.
  * KCI_NOTFOUND when there is none (`kci doctor` explains the fix).
  */
-int kci_guest_find(struct kci_guest **out, const char *override, const char *home,
-		   struct kci_err *err);
-void kci_guest_free(struct kci_guest *g);
-const char *kci_guest_dir(const struct kci_guest *g);	  /* NULL for a bare kernel */
-const char *kci_guest_kernel(const struct kci_guest *g);  /* the vmlinuz path */
-const char *kci_guest_release(const struct kci_guest *g); /* "" when unknown */
-const char *kci_guest_busybox(const struct kci_guest *g); /* NULL when absent */
+int kci_vm_guest_find(struct kci_guest **out, const char *override, const char *home,
+		      struct kci_err *err);
+void kci_vm_guest_free(struct kci_guest *g);
+const char *kci_vm_guest_dir(const struct kci_guest *g);     /* NULL for a bare kernel */
+const char *kci_vm_guest_kernel(const struct kci_guest *g);  /* the vmlinuz path */
+const char *kci_vm_guest_release(const struct kci_guest *g); /* "" when unknown */
+const char *kci_vm_guest_busybox(const struct kci_guest *g); /* NULL when absent */
 
 /* Finds the kci-agent binary: $KCI_AGENT, <exe>/kci-agent, <exe>/../lib/kci/kci-agent. */
-int kci_agent_find(char **out, struct kci_err *err);
+int kci_vm_agent_find(char **out, struct kci_err *err);
 
 /*
  * Returns (malloc'd) the path of a cached initramfs holding the agent as
  * /init and the kernel modules it needs, building it under cache_dir only
  * when its inputs changed.
  */
-int kci_initramfs_get(const struct kci_guest *g, const char *agent, const char *cache_dir,
-		      char **out, struct kci_err *err);
+int kci_vm_initramfs_get(const struct kci_guest *g, const char *agent, const char *cache_dir,
+			 char **out, struct kci_err *err);
 
 /* Cached read-only ext4 image of a directory tree (rebuilt when the tree changes). */
-int kci_rootfs_from_dir(const char *dir, const char *cache_dir, char **out, struct kci_err *err);
+int kci_vm_rootfs_from_dir(const char *dir, const char *cache_dir, char **out, struct kci_err *err);
 /*
  * Builds a read-only ext4 image of `dir` at `path` (temp file + rename), for
  * callers that key their own cache (images/ by config digest).
  */
-int kci_rootfs_build(const char *dir, const char *path, struct kci_err *err);
+int kci_vm_rootfs_build(const char *dir, const char *path, struct kci_err *err);
 /*
  * Builds a writable ext4 image of `dir` at `path` (temp file + rename) with at
  * least free_mib MiB free; the file is sparse, so the free space costs nothing
  * until the guest writes. For the per-run workspace disk.
  */
-int kci_disk_build_rw(const char *dir, const char *path, uint64_t free_mib, struct kci_err *err);
+int kci_vm_disk_build_rw(const char *dir, const char *path, uint64_t free_mib, struct kci_err *err);
 
 /* Cached ext4 image of the built-in busybox base system. */
-int kci_rootfs_base(const struct kci_guest *g, const char *cache_dir, char **out,
-		    struct kci_err *err);
+int kci_vm_rootfs_base(const struct kci_guest *g, const char *cache_dir, char **out,
+		       struct kci_err *err);
 
 /* ---- accelerator ---- */
 
@@ -68,19 +68,19 @@ enum kci_accel { KCI_ACCEL_AUTO, KCI_ACCEL_KVM, KCI_ACCEL_TCG };
  * hardware virtualization (vmx/svm) and /dev/kvm opens; `why` explains the
  * choice in one line. Forcing KVM where it cannot work is KCI_INVALID.
  */
-int kci_accel_choose(enum kci_accel want, enum kci_accel *out, char *why, size_t whylen,
-		     struct kci_err *err);
+int kci_vm_accel_choose(enum kci_accel want, enum kci_accel *out, char *why, size_t whylen,
+			struct kci_err *err);
 /* Parses "auto"|"kvm"|"tcg". */
-int kci_accel_parse(const char *s, enum kci_accel *out);
+int kci_vm_accel_parse(const char *s, enum kci_accel *out);
 /* Host TSC frequency in kHz from /proc/cpuinfo, 0 if unknown. */
-unsigned kci_host_tsc_khz(void);
+unsigned kci_vm_host_tsc_khz(void);
 
 /* ---- one VM ---- */
 
 struct kci_vm_opts {
 	const char *qemu;      /* QEMU binary; NULL = qemu-system-x86_64 from PATH */
 	const char *kernel;    /* vmlinuz */
-	const char *initrd;    /* from kci_initramfs_get() */
+	const char *initrd;    /* from kci_vm_initramfs_get() */
 	const char *rootfs;    /* ext4 image, attached read-only; NULL = stay in initramfs */
 	const char *run_dir;   /* parent of per-VM private runtime dirs */
 	const char *cache_dir; /* where the empty scratch-disk template is kept */
@@ -91,7 +91,7 @@ struct kci_vm_opts {
 	int64_t timeout_ms;   /* whole life of the VM, boot included; 0 = none */
 	int console_fd;	      /* if >= 0, the guest console is copied here (--debug) */
 	/*
-	 * Writable ext4 image (kci_disk_build_rw) that the VM copies, sparse, into its
+	 * Writable ext4 image (kci_vm_disk_build_rw) that the VM copies, sparse, into its
 	 * runtime dir and attaches read-write with serial kci-work; the agent mounts
 	 * it at /workspace. The template itself is never written. NULL = none.
 	 */

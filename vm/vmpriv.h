@@ -42,7 +42,5 @@ void vm_drain_logs(struct kci_vm *vm);
 int vm_reap(struct kci_vm *vm, int block);
 /* Waits up to ms for QEMU to exit by itself, draining the console; 1 if it did. */
 int vm_wait_exit(struct kci_vm *vm, int ms);
-/* Builds the error for a guest that died under us, with its last console lines. */
-int vm_death_error(struct kci_vm *vm, const char *what, struct kci_err *err);
 
 #endif

@@ -45,7 +45,7 @@ parse_config(const char *p, size_t n)
 		for (size_t i = 0; c.diff_ids[i]; i++)
 			if (!digest_is_valid(c.diff_ids[i]))
 				abort();
-		kci_image_config_clear(&c);
+		kci_images_config_clear(&c);
 	}
 }
 
@@ -120,8 +120,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	default:
 		s = strndup(p, n);
-		if (s && kci_image_ref_parse(s, &ref, &err) == 0) {
-			kci_image_ref_format(&ref, text, sizeof(text));
+		if (s && kci_images_ref_parse(s, &ref, &err) == 0) {
+			kci_images_ref_format(&ref, text, sizeof(text));
 			if (strlen(text) >= sizeof(text) - 1)
 				abort();
 		}

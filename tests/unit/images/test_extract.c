@@ -295,7 +295,7 @@ static int
 extract_with(const struct fx *fx, int fd, const struct kci_extract_policy *p,
 	     struct kci_extract_stats *st, struct kci_err *err)
 {
-	int rc = kci_image_extract(fx->dest, fd, p, NULL, st, err);
+	int rc = kci_images_extract(fx->dest, fd, p, NULL, st, err);
 
 	close(fd);
 	return rc;

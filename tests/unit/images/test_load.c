@@ -303,7 +303,7 @@ docker_save(struct fx *fx, const char *tag, bool bad_diff_id, bool gzip,
 static int
 load(struct fx *fx, char ***refs, struct kci_err *err)
 {
-	return kci_image_load(fx->im, fx->tar, refs, err);
+	return kci_images_load(fx->im, fx->tar, refs, err);
 }
 
 /* ---- tests ---- */
@@ -324,13 +324,13 @@ test_load__docker_save_tarball_loads(void **state)
 		assert_non_null(strstr(refs[0], gzip ? "saved/gz:1" : "saved/app:2"));
 		assert_null(refs[1]);
 		kci_strv_free(refs);
-		if (kci_image_resolve(fx->im, gzip ? "saved/gz:1" : "saved/app:2", &cfg,
-				      config_digest, &layers, &err) != 0)
+		if (kci_images_resolve(fx->im, gzip ? "saved/gz:1" : "saved/app:2", &cfg,
+				       config_digest, &layers, &err) != 0)
 			fail_msg("%s", err.msg);
 		assert_non_null(layers[0]);
 		assert_null(layers[1]);
 		kci_strv_free(layers);
-		kci_image_config_clear(&cfg);
+		kci_images_config_clear(&cfg);
 		assert_contained(fx);
 	}
 }
@@ -484,7 +484,7 @@ test_load__policy_files_and_dirs_only(void **state)
 		snprintf(dest, sizeof(dest), "%s/dest%d", fx->home, confined);
 		assert_int_equal(mkdir(dest, 0700), 0);
 		assert_true((fd = open(fx->tar, O_RDONLY | O_CLOEXEC)) >= 0);
-		if (kci_image_extract(dest, fd, &p, NULL, &st, &err) != 0)
+		if (kci_images_extract(dest, fd, &p, NULL, &st, &err) != 0)
 			fail_msg("%s", err.msg);
 		close(fd);
 		assert_int_equal(st.names, 2);

@@ -359,8 +359,8 @@ test_manifest__image_config(void **state)
 	assert_string_equal(c.user, "1000:1000");
 	assert_string_equal(c.diff_ids[1], "sha256:" H2);
 	assert_null(c.diff_ids[2]);
-	kci_image_config_clear(&c);
-	kci_image_config_clear(&c);
+	kci_images_config_clear(&c);
+	kci_images_config_clear(&c);
 
 	assert_int_equal(image_config_parse(minimal, strlen(minimal), &c, &err), 0);
 	assert_non_null(c.env);
@@ -369,14 +369,14 @@ test_manifest__image_config(void **state)
 	assert_null(c.entrypoint);
 	assert_null(c.working_dir);
 	assert_null(c.diff_ids[0]);
-	kci_image_config_clear(&c);
+	kci_images_config_clear(&c);
 
 	assert_int_equal(image_config_parse(nulls, strlen(nulls), &c, &err), 0);
 	assert_null(c.cmd);
 	assert_non_null(c.entrypoint);
 	assert_null(c.entrypoint[0]);
 	assert_null(c.working_dir);
-	kci_image_config_clear(&c);
+	kci_images_config_clear(&c);
 }
 
 static void

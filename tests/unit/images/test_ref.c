@@ -22,7 +22,7 @@ check_ref(const char *s, const char *registry, const char *repo, const char *tag
 	struct kci_err err = KCI_ERR_INIT;
 	struct kci_image_ref r;
 
-	if (kci_image_ref_parse(s, &r, &err) != 0)
+	if (kci_images_ref_parse(s, &r, &err) != 0)
 		fail_msg("%s: %s", s, err.msg);
 	assert_string_equal(r.registry, registry);
 	assert_string_equal(r.repo, repo);
@@ -37,7 +37,7 @@ check_bad(const char *s, const char *needle)
 	struct kci_err err = KCI_ERR_INIT;
 	struct kci_image_ref r;
 
-	if (kci_image_ref_parse(s, &r, &err) != KCI_INVALID)
+	if (kci_images_ref_parse(s, &r, &err) != KCI_INVALID)
 		fail_msg("'%s' was accepted", s);
 	if (!strstr(err.msg, needle))
 		fail_msg("'%s': message '%s' lacks '%s'", s, err.msg, needle);
@@ -81,14 +81,14 @@ test_ref__tag_and_digest_both_kept(void **state)
 
 	(void)state;
 	check_ref("ghcr.io/o/i:1.2@sha256:" HEX64, "ghcr.io", "o/i", "1.2", "sha256:" HEX64);
-	assert_int_equal(kci_image_ref_parse("ghcr.io/o/i:1.2@sha256:" HEX64, &r, &err), 0);
-	kci_image_ref_format(&r, buf, sizeof(buf));
+	assert_int_equal(kci_images_ref_parse("ghcr.io/o/i:1.2@sha256:" HEX64, &r, &err), 0);
+	kci_images_ref_format(&r, buf, sizeof(buf));
 	assert_string_equal(buf, "ghcr.io/o/i:1.2@sha256:" HEX64);
-	assert_int_equal(kci_image_ref_parse("alpine", &r, &err), 0);
-	kci_image_ref_format(&r, buf, sizeof(buf));
+	assert_int_equal(kci_images_ref_parse("alpine", &r, &err), 0);
+	kci_images_ref_format(&r, buf, sizeof(buf));
 	assert_string_equal(buf, "registry-1.docker.io/library/alpine:latest");
-	assert_int_equal(kci_image_ref_parse("localhost:5000/x@sha256:" HEX64, &r, &err), 0);
-	kci_image_ref_format(&r, buf, sizeof(buf));
+	assert_int_equal(kci_images_ref_parse("localhost:5000/x@sha256:" HEX64, &r, &err), 0);
+	kci_images_ref_format(&r, buf, sizeof(buf));
 	assert_string_equal(buf, "localhost:5000/x@sha256:" HEX64);
 }
 
@@ -160,13 +160,13 @@ test_ref__loopback(void **state)
 
 	(void)state;
 	for (int i = 0; yes[i]; i++) {
-		assert_int_equal(kci_image_ref_parse(yes[i], &r, &err), 0);
-		if (!kci_image_ref_is_loopback(&r))
+		assert_int_equal(kci_images_ref_parse(yes[i], &r, &err), 0);
+		if (!kci_images_ref_is_loopback(&r))
 			fail_msg("%s should be loopback", yes[i]);
 	}
 	for (int i = 0; no[i]; i++) {
-		assert_int_equal(kci_image_ref_parse(no[i], &r, &err), 0);
-		if (kci_image_ref_is_loopback(&r))
+		assert_int_equal(kci_images_ref_parse(no[i], &r, &err), 0);
+		if (kci_images_ref_is_loopback(&r))
 			fail_msg("%s should not be loopback", no[i]);
 	}
 	assert_true(host_is_loopback("[::ffff:127.0.0.1]"));

@@ -308,7 +308,7 @@ apply_child(const struct fx *fx, const char *blob, const char *diff_id, struct k
 {
 	const char *blobs[1] = { blob }, *ids[1] = { diff_id };
 
-	return kci_image_unpack(fx->root, blobs, ids, 1, UINT64_MAX, err);
+	return kci_images_unpack(fx->root, blobs, ids, 1, UINT64_MAX, err);
 }
 
 /* A single-layer tar from specs, applied through the child; returns the code. */
@@ -573,7 +573,7 @@ test_unpack__whiteouts_opaque_and_replacement(void **state)
 	add(&w, upper);
 	blobs[1] = tar_end(fx, &w, ARCHIVE_FILTER_ZSTD, ids[1]);
 	const char *paths[2] = { blobs[0], blobs[1] }, *diff_ids[2] = { ids[0], ids[1] };
-	if (kci_image_unpack(fx->root, paths, diff_ids, 2, UINT64_MAX, &err) != 0)
+	if (kci_images_unpack(fx->root, paths, diff_ids, 2, UINT64_MAX, &err) != 0)
 		fail_msg("%s", err.msg);
 	/* whiteouts */
 	assert_int_equal(type_of(rp(fx, "a/x")), 0);
@@ -858,7 +858,7 @@ test_unpack__not_a_layer(void **state)
 	blob = write_blob(fx, garbage, sizeof(garbage), ARCHIVE_FILTER_GZIP);
 	assert_int_equal(apply_direct(fx, blob, NULL, NULL, NULL, &err), KCI_INVALID);
 	free(blob);
-	assert_int_equal(kci_image_unpack(fx->root, missing, NULL, 1, UINT64_MAX, &err),
+	assert_int_equal(kci_images_unpack(fx->root, missing, NULL, 1, UINT64_MAX, &err),
 			 KCI_NOTFOUND);
 	assert_canary_intact(fx);
 }
