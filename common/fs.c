@@ -231,6 +231,21 @@ kci_sweep_orphans(const char *dir)
 		closedir(d);
 }
 
+char *
+kci_shown_path(const char *path)
+{
+	char *cwd = getcwd(NULL, 0);
+	size_t n = cwd ? strlen(cwd) : 0;
+	char *out;
+
+	if (cwd && n > 1 && strncmp(path, cwd, n) == 0 && path[n] == '/')
+		out = kci_xstrdup(path + n + 1);
+	else
+		out = kci_xstrdup(path);
+	free(cwd);
+	return out;
+}
+
 unsigned
 kci_umask(void)
 {

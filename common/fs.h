@@ -61,6 +61,9 @@ void kci_sweep_orphans(const char *dir);
  */
 int kci_openat2(int dirfd, const char *path, int flags, uint64_t resolve);
 
+/* A path as the user would name it (malloc'd): relative to the cwd when below it. */
+char *kci_shown_path(const char *path);
+
 /*
  * The process's umask, read without changing it (umask(2) cannot be read
  * without setting it, which races other threads); 022 if unknown.

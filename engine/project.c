@@ -28,22 +28,6 @@ struct kci_project {
 	struct kci_plan *plan;
 };
 
-/* A path as the user would name it: relative to the current directory when below it. */
-static char *
-shown_path(const char *path)
-{
-	char *cwd = getcwd(NULL, 0);
-	size_t n = cwd ? strlen(cwd) : 0;
-	char *out;
-
-	if (cwd && n > 1 && strncmp(path, cwd, n) == 0 && path[n] == '/')
-		out = kci_xstrdup(path + n + 1);
-	else
-		out = kci_xstrdup(path);
-	free(cwd);
-	return out;
-}
-
 /*
  * The project is the nearest directory from `from` up to the repository
  * root that has a .kci.yml (the root when none has): a monorepo's subproject
@@ -91,7 +75,7 @@ load_plan(struct kci_project *p, struct kci_err *err)
 					    KCI_PIPELINE_FILE);
 	} else {
 		char *file = kci_xasprintf("%s/%s", p->dir, KCI_PIPELINE_FILE);
-		p->pipeline = shown_path(file);
+		p->pipeline = kci_shown_path(file);
 		free(file);
 	}
 	rc = kci_plan_load(path, p->pipeline, &p->plan, err);

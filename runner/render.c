@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/fs.h"
 #include "common/parse.h"
 #include "common/xalloc.h"
 #include "runner/cli.h"
@@ -199,22 +200,6 @@ void
 kci_render_interrupted(struct kci_render *r)
 {
 	r->interrupted = 1;
-}
-
-/* A path as the user would name it: relative to the current directory when below it. */
-static char *
-shown_path(const char *path)
-{
-	char *cwd = getcwd(NULL, 0);
-	size_t n = cwd ? strlen(cwd) : 0;
-	char *out;
-
-	if (cwd && n > 1 && strncmp(path, cwd, n) == 0 && path[n] == '/')
-		out = kci_xstrdup(path + n + 1);
-	else
-		out = kci_xstrdup(path);
-	free(cwd);
-	return out;
 }
 
 static void
@@ -420,7 +405,7 @@ kci_render_event(struct kci_render *r, const struct kci_event *ev)
 		free(v->why);
 		v->why = ev->text ? kci_xstrndup(ev->text, ev->len) : NULL;
 		free(v->log);
-		v->log = ev->log_path ? shown_path(ev->log_path) : NULL;
+		v->log = ev->log_path ? kci_shown_path(ev->log_path) : NULL;
 	}
 	if (ev->kind == KCI_EV_RUN_END)
 		summary(r, ev);

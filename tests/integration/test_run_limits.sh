@@ -42,6 +42,26 @@ jobs:
 YML
 commit_all "$repo" "limits"
 
+# expect_one_after_other WHAT JOB1 JOB2: in the JSON events in $out, the later of the two
+# jobs started only once the earlier had ended.
+expect_one_after_other() {
+	printf '%s\n' "$out" >"$KCI_HOME/events.json"
+	if python3 - "$KCI_HOME/events.json" "$2" "$3" <<'PY'; then
+import json, sys
+start, end = {}, {}
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e["event"] == "job_start": start[e["job"]] = e["time_ms"]
+    if e["event"] == "job_end": end[e["job"]] = e["time_ms"]
+a, b = sorted(sys.argv[2:4], key=lambda j: start[j])
+sys.exit(0 if start[b] >= end[a] else 1)
+PY
+		ok "$1 ran one after the other"
+	else
+		fail "$1 overlapped: over-commit"
+	fi
+}
+
 # A job with no timeout of its own ends at the run's default (1h unless --timeout says).
 start=$(date +%s)
 run_kci run "$repo" --job forever --timeout 3s
@@ -66,33 +86,13 @@ log=$(wc -c <"$repo/.kci/logs/flood.log")
 # Two VMs that together need more than the host has: the second waits for the first.
 run_kci run "$repo" --job big-a --job big-b --jobs 2 --json
 expect_eq "both big jobs pass" 0 "$status"
-printf '%s\n' "$out" >"$KCI_HOME/events.json"
-python3 - "$KCI_HOME/events.json" <<'PY' && ok "the big jobs ran one after the other" || fail "the big jobs overlapped: over-commit"
-import json, sys
-start, end = {}, {}
-for line in open(sys.argv[1]):
-    e = json.loads(line)
-    if e["event"] == "job_start": start[e["job"]] = e["time_ms"]
-    if e["event"] == "job_end": end[e["job"]] = e["time_ms"]
-a, b = sorted(["big-a", "big-b"], key=lambda j: start[j])
-sys.exit(0 if start[b] >= end[a] else 1)
-PY
+expect_one_after_other "the big jobs (memory)" big-a big-b
 
 # Disk the same way: two VMs that could together fill more than is free run one at a time,
 # and one that could alone is refused.
 run_kci run "$repo" --job wide-a --job wide-b --jobs 2 --json
 expect_eq "both wide jobs pass" 0 "$status"
-printf '%s\n' "$out" >"$KCI_HOME/events.json"
-python3 - "$KCI_HOME/events.json" <<'PY' && ok "the wide jobs ran one after the other" || fail "the wide jobs overlapped: disk over-commit"
-import json, sys
-start, end = {}, {}
-for line in open(sys.argv[1]):
-    e = json.loads(line)
-    if e["event"] == "job_start": start[e["job"]] = e["time_ms"]
-    if e["event"] == "job_end": end[e["job"]] = e["time_ms"]
-a, b = sorted(["wide-a", "wide-b"], key=lambda j: start[j])
-sys.exit(0 if start[b] >= end[a] else 1)
-PY
+expect_one_after_other "the wide jobs (disk)" wide-a wide-b
 run_kci run "$repo" --job too-wide
 expect_eq "a job whose disk cannot fit fails the run" 1 "$status"
 expect_match "it errors with why" '^too-wide +error .*more than the [0-9]+ MiB free' "$out"
