@@ -78,16 +78,16 @@ confined_call(const struct fx *fx, const struct kci_extract_policy *p, enum call
 			(void)mkdirat(root_fd, "made", 0755);
 			break;
 		case SYMLINK:
-			(void)symlinkat("made", root_fd, "sym");
+			(void)!symlinkat("made", root_fd, "sym");
 			break;
 		case LINK:
-			(void)linkat(root_fd, "made", root_fd, "hard", 0);
+			(void)!linkat(root_fd, "made", root_fd, "hard", 0);
 			break;
 		case FIFO:
 			(void)mknodat(root_fd, "fifo", S_IFIFO | 0600, 0);
 			break;
 		case CHOWN:
-			(void)fchown(root_fd, 0, 0);
+			(void)!fchown(root_fd, 0, 0);
 			break;
 		case SOCKET:
 			(void)socket(AF_UNIX, SOCK_STREAM, 0);
