@@ -14,7 +14,7 @@
 
 struct tree_opts {
 	const char *const *skip_top; /* NULL-terminated names skipped at the top level */
-	int skip_locks;		     /* skip "*.lock" (see copy_gitdir) */
+	int skip_locks;		     /* skip "*.lock" (see gitdir_copy) */
 	int replace;		     /* overwrite existing files (overlaying a worktree's gitdir) */
 	dev_t dest_dev;		     /* never descend into the destination itself */
 	ino_t dest_ino;

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "common/err.h"
 #include "engine/engine.h"
@@ -139,6 +140,44 @@ void logbuf_feed(struct logbuf *b, const struct masker *m, const char *data, siz
 /* Emits what is left as a last line (a process that did not end with "\n"). */
 void logbuf_flush(struct logbuf *b, const struct masker *m, line_fn emit, void *ctx);
 void logbuf_free(struct logbuf *b);
+
+/* ---- gitdir.c: the repository a workspace is in, and its git dir ---- */
+
+struct git_repository;
+
+/*
+ * Sets up libgit2's process-wide state, once per process: call it before any
+ * other libgit2 call, from any thread.
+ */
+void gitdir_init(void);
+/* kci_err_set() with libgit2's last error appended: "what: why". */
+int __attribute__((format(printf, 3, 4)))
+gitdir_err(struct kci_err *err, int code, const char *fmt, ...);
+/* The real path of dir, malloc'd: KCI_NOTFOUND when missing, KCI_INVALID if not a directory. */
+int gitdir_real_dir(const char *dir, char **out, struct kci_err *err);
+/*
+ * The repository containing dir (the caller's to git_repository_free), or
+ * *out = NULL outside git. KCI_INVALID for a bare repository or one owned by
+ * another user.
+ */
+int gitdir_find_repo(const char *dir, struct git_repository **out, struct kci_err *err);
+/* KCI_INVALID unless dir (real) is the root of repo's working tree. */
+int gitdir_check_top(struct git_repository *repo, const char *dir, struct kci_err *err);
+/*
+ * Whether repo's git dir may be copied into the VM with the working tree at
+ * top: it lies inside top, or names top back (a linked worktree's gitdir
+ * file, a submodule's core.worktree).
+ */
+int gitdir_is_home(struct git_repository *repo, const char *top);
+/*
+ * Copies repo's git dir to dst/.git (a linked worktree's: the common dir with
+ * its own HEAD and index laid over it), without "*.lock" files and without
+ * descending into the destination dest_st; with_index = 0 leaves the index out.
+ */
+int gitdir_copy(struct git_repository *repo, int dst, const struct stat *dest_st, int with_index,
+		struct kci_err *err);
+/* Drops core.worktree from dest/.git/config (a submodule's points back where it lived). */
+int gitdir_fix_config(const char *dest, struct kci_err *err);
 
 /* ---- job.c: one job in one VM ---- */
 

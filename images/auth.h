@@ -1,8 +1,8 @@
 /*
- * Private to images/: registry credentials and the auth flow (auth.c) on top
- * of the HTTP transport: docker's config.json, WWW-Authenticate challenges,
- * token servers, and requests that carry the right Authorization. Every
- * challenge and token response is untrusted.
+ * Private to images/: the auth flow (auth.c) on top of the HTTP transport:
+ * WWW-Authenticate challenges, token servers, and requests that carry the
+ * right Authorization, with the credentials of creds.h. Every challenge and
+ * token response is untrusted.
  */
 #ifndef KCI_IMAGES_AUTH_H
 #define KCI_IMAGES_AUTH_H
@@ -11,29 +11,6 @@
 
 #include "common/err.h"
 #include "images/http.h"
-
-struct auth_creds {
-	char *username;
-	char *password;
-};
-
-/* $DOCKER_CONFIG/config.json, else $HOME/.docker/config.json (malloc'd); NULL without HOME. */
-char *auth_config_path(void);
-
-/*
- * Credentials for `registry` (host[:port], "registry-1.docker.io" for Docker
- * Hub) from a config.json text. 0 and *out filled; KCI_NOTFOUND when there is
- * no usable entry; KCI_INVALID for malformed JSON or when only a credential
- * helper (credHelpers, credsStore) could supply them, which kci does not run.
- */
-int auth_config_parse(const char *json, size_t len, const char *registry, struct auth_creds *out,
-		      struct kci_err *err);
-/* The same from a file (bounded read); a missing file is KCI_NOTFOUND. */
-int auth_lookup(const char *path, const char *registry, struct auth_creds *out,
-		struct kci_err *err);
-void auth_creds_clear(struct auth_creds *c);
-/* "Basic base64(user:password)", malloc'd. */
-char *auth_basic_value(const struct auth_creds *c);
 
 enum auth_scheme {
 	AUTH_NONE = 0,

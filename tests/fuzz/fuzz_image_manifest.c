@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "images/auth.h"
+#include "images/creds.h"
 #include "images/manifest.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

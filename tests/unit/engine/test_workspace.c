@@ -1,4 +1,7 @@
-/* Unit tests for engine/workspace.c: staging real git repositories (built with the git CLI). */
+/*
+ * Unit tests for engine/workspace.c and engine/gitdir.c: finding and staging
+ * real git repositories (built with the git CLI).
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>

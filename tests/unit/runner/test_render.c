@@ -1,8 +1,8 @@
 /*
  * Unit tests for runner/render.c: a run's events, made up here for small
  * parsed plans (no VM), rendered into a memory stream and compared to the
- * exact text or JSON kci run prints; and the sanitizer every hostile byte
- * passes before it reaches a terminal.
+ * exact text or JSON kci run prints. The sanitizer every hostile byte passes
+ * before it reaches a terminal is test_render_sanitize.c's.
  */
 #include <json-c/json.h>
 #include <setjmp.h>
@@ -19,36 +19,7 @@
 #include "common/xalloc.h"
 #include "runner/cli.h"
 
-/* Output captured in memory. */
-struct sink {
-	FILE *f;
-	char *buf;
-	size_t len;
-};
-
-static void
-sink_open(struct sink *s)
-{
-	s->buf = NULL;
-	s->len = 0;
-	s->f = open_memstream(&s->buf, &s->len);
-	assert_non_null(s->f);
-}
-
-/* What was written so far (valid until the next write). */
-static const char *
-sink_text(struct sink *s)
-{
-	assert_int_equal(fflush(s->f), 0);
-	return s->buf;
-}
-
-static void
-sink_close(struct sink *s)
-{
-	fclose(s->f);
-	free(s->buf);
-}
+#include "render_fixture.h"
 
 static struct kci_plan *
 plan(const char *yaml)
@@ -667,94 +638,6 @@ test_render__json_interrupted_is_not_passed(void **state)
 	kci_plan_free(p);
 }
 
-/* s (len bytes) through kci_put_sanitized, as a new string. */
-static char *
-sanitized(const char *s, size_t len)
-{
-	struct sink out;
-	char *copy;
-
-	sink_open(&out);
-	kci_put_sanitized(out.f, s, len);
-	copy = kci_xstrdup(sink_text(&out));
-	sink_close(&out);
-	return copy;
-}
-
-#define S(lit) sanitized(lit, sizeof(lit) - 1)
-
-static void
-assert_sanitized(char *got, const char *want)
-{
-	assert_string_equal(got, want);
-	free(got);
-}
-
-static void
-test_render__sanitize_controls_become_question_marks(void **state)
-{
-	(void)state;
-	assert_sanitized(S("tab\tkept"), "tab\tkept");
-	assert_sanitized(S("nul\0bell\a cr\r lf\n esc\x1b del\x7f"), "nul?bell? cr? lf? esc? del?");
-	/* C1 raw (after ASCII, or first) and UTF-8 encoded: one '?' each. */
-	assert_sanitized(S("\x9b"
-			   "2J a\x9b"
-			   "2J b\xc2\x9b"
-			   "2J c\xc2\x85"),
-			 "?2J a?2J b?2J c?");
-	/* UTF-8 text, continuation bytes in 0x80-0x9f included, is text. */
-	assert_sanitized(S("caf\xc3\xa9 \xc3\x9b \xc2\xa0 \xe2\x9b\x94 \xf0\x9f\x98\x80"),
-			 "caf\xc3\xa9 \xc3\x9b \xc2\xa0 \xe2\x9b\x94 \xf0\x9f\x98\x80");
-}
-
-/* A raw C1 byte is a control wherever it stands outside a UTF-8 character. */
-static void
-test_render__sanitize_raw_c1_after_a_utf8_character(void **state)
-{
-	(void)state;
-	assert_sanitized(S("caf\xc3\xa9\x9b"
-			   "2J"),
-			 "caf\xc3\xa9?2J");
-	assert_sanitized(S("\xe2\x9b\x94\x9b"
-			   "2J"),
-			 "\xe2\x9b\x94?2J");
-	assert_sanitized(S("\xff\x9b"
-			   "2J"),
-			 "\xff?2J");
-	assert_sanitized(S("\xc3\xa9\x80\x9b"), "\xc3\xa9??");
-}
-
-static void
-test_render__sanitize_keeps_colour_only(void **state)
-{
-	(void)state;
-	assert_sanitized(S("\x1b[1;31mred\x1b[0m \x1b[m \x1b[38;5;196mx"),
-			 "\x1b[1;31mred\x1b[0m \x1b[m \x1b[38;5;196mx");
-	/* Any other escape is neutralised: its ESC becomes '?', the rest is plain text. */
-	assert_sanitized(S("\x1b[2J\x1b[H\x1b[?1049h\x1b]0;title\a\x1b"
-			   "c"),
-			 "?[2J?[H?[?1049h?]0;title??c");
-	/* Cut short at the end of the line: no colour, so not kept. */
-	assert_sanitized(S("end\x1b["), "end?[");
-	assert_sanitized(S("end\x1b[31"), "end?[31");
-	assert_sanitized(S("end\x1b"), "end?");
-}
-
-static void
-test_render__plain_neutralises_colour_too(void **state)
-{
-	char *s;
-
-	(void)state;
-	s = kci_plain("job\x1b[31m\t\xc2\x9b"
-		      "caf\xc3\xa9");
-	assert_string_equal(s, "job?[31m??caf\xc3\xa9");
-	free(s);
-	s = kci_plain("");
-	assert_string_equal(s, "");
-	free(s);
-}
-
 static const char list_plan[] = "jobs:\n"
 				"  lint: {run: x}\n"
 				"  build:\n"
@@ -823,10 +706,6 @@ main(void)
 		T(test_render__json_one_object_per_event),
 		T(test_render__json_keeps_text_exact_and_escaped),
 		T(test_render__json_interrupted_is_not_passed),
-		T(test_render__sanitize_controls_become_question_marks),
-		T(test_render__sanitize_raw_c1_after_a_utf8_character),
-		T(test_render__sanitize_keeps_colour_only),
-		T(test_render__plain_neutralises_colour_too),
 		T(test_render__list_text),
 		T(test_render__list_json),
 	};
