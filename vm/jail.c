@@ -17,7 +17,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <linux/capability.h>
 #include <linux/sched.h>
 #include <poll.h>
@@ -234,15 +233,26 @@ drop_privileges(const struct plan *p)
 			child_fail(p, STEP_CAPS);
 	(void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 	if (!p->userns) {
-		/* Leaving uid 0 for another clears every capability set. */
-		if (setgroups(0, NULL) < 0 || setresgid(j->gid, j->gid, j->gid) < 0 ||
-		    setresuid(j->uid, j->uid, j->uid) < 0)
+		/*
+		 * Leaving uid 0 for another clears every capability set. Raw
+		 * syscalls: this child came from clone3, behind glibc's back, and
+		 * glibc's set*id() would wait forever for the parent's other
+		 * threads, which it still believes it has, to follow suit.
+		 */
+		if (syscall(SYS_setgroups, 0, NULL) < 0 ||
+		    syscall(SYS_setresgid, j->gid, j->gid, j->gid) < 0 ||
+		    syscall(SYS_setresuid, j->uid, j->uid, j->uid) < 0)
 			child_fail(p, STEP_IDS);
 	}
 	if (syscall(SYS_capset, &hdr, none) < 0)
 		child_fail(p, STEP_CAPS);
 }
 
+/*
+ * The child of clone3. glibc did not see this fork, so its idea of the
+ * process (threads, locks held by them) is the parent's: only system calls
+ * here, no malloc, stdio or glibc function that locks or signals threads.
+ */
 static void __attribute__((noreturn)) jail_child(struct plan *p)
 {
 	const struct jail *j = p->j;

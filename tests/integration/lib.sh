@@ -9,6 +9,10 @@ failures=0
 
 fail() {
 	echo "FAIL: $TEST_NAME: $*" >&2
+	# What kci said last, so a failure in CI can be understood from its log alone.
+	if [ -n "${err:-}" ]; then
+		echo "  last kci stderr: $(head -c 2000 <<<"$err")" >&2
+	fi
 	failures=$((failures + 1))
 }
 
