@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fails when a module includes a header from a module it may not depend on (docs/conventions.md):
-# common <- agent; common <- jobs, images, vm; engine uses those; runner may use them all.
+# common <- agent; common <- jobs, images, vm; engine uses those; server uses engine and below;
+# runner may use them all.
 set -u
 root=${1:-.}
 declare -A allowed=(
@@ -10,7 +11,8 @@ declare -A allowed=(
   [images]="common images"
   [vm]="common vm"
   [engine]="common jobs images vm engine"
-  [runner]="common jobs images vm engine runner"
+  [server]="common jobs images vm engine server"
+  [runner]="common jobs images vm engine server runner"
 )
 bad=0
 for mod in "${!allowed[@]}"; do
