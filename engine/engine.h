@@ -193,6 +193,11 @@ struct kci_engine_opts {
 	struct kci_registry_policy registries;
 	int console_fd; /* >= 0: every guest console is copied here (--debug) */
 	int cancel_fd;	/* readable = stop: running VMs are torn down, nothing new starts */
+	/*
+	 * The selected jobs' needs are met elsewhere (an agent runs one job of a
+	 * build the server schedules): run them without waiting for their needs.
+	 */
+	int needs_met;
 	kci_event_fn event;
 	void *ctx;
 };
@@ -228,6 +233,8 @@ void kci_engine_secrets_free(struct kci_secrets *s);
  * skipped). KCI_INVALID names the line that is not NAME=VALUE.
  */
 int kci_engine_secrets_add_file(struct kci_secrets *s, const char *path, struct kci_err *err);
+/* Adds one "NAME=VALUE" (a server's grant); KCI_INVALID when it is not of that form. */
+int kci_engine_secrets_add(struct kci_secrets *s, const char *name_value, struct kci_err *err);
 /* Adds NAME with the value it has in this process's environment; KCI_NOTFOUND when unset. */
 int kci_engine_secrets_add_env(struct kci_secrets *s, const char *name, struct kci_err *err);
 /*
@@ -289,12 +296,33 @@ int kci_engine_project_stage(struct kci_project *p, struct kci_workspace_info *i
 			     struct kci_err *err);
 /*
  * Runs the selected jobs of a staged project: kci_engine_run() with the
- * project's workspace, working dir and output dir (o->workspace, workdir
- * and out_dir are ignored).
+ * project's workspace and working dir (o->workspace and workdir are
+ * ignored), and its .kci/ as output dir unless o->out_dir names another.
  */
 int kci_engine_project_run(struct kci_project *p, const int *selected,
 			   const struct kci_engine_opts *o, enum kci_job_state *states,
 			   struct kci_err *err);
+
+/* ---- mirrors: local clones of remote repositories (kci serve, kci agent) ---- */
+
+/*
+ * Makes the clone at dir (created on first use, without a checkout) hold
+ * commit: fetches branches and tags, then `ref` by name when the commit is on
+ * no branch (a pull request's head). token, when not NULL, is the https
+ * password (username "oauth2", which GitHub, GitLab and Gitea accept). One
+ * fetch per clone at a time (a lock beside it). KCI_NOTFOUND when the commit
+ * is not there after fetching.
+ */
+int kci_engine_mirror_sync(const char *url, const char *token, const char *dir, const char *ref,
+			   const char *commit, struct kci_err *err);
+/*
+ * The bytes (at most max, NUL-terminated) of the regular file `path` at commit
+ * in the clone at dir. KCI_NOTFOUND when there is no such file.
+ */
+int kci_engine_mirror_read(const char *dir, const char *commit, const char *path, size_t max,
+			   char **out, size_t *len, struct kci_err *err);
+/* The clone of url under parent: parent/<16 hex of the URL's SHA-256> (malloc'd). */
+char *kci_engine_mirror_dir(const char *parent, const char *url);
 
 /*
  * The root of the repository containing `dir` (its working directory), or

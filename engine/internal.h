@@ -62,6 +62,7 @@ struct sched_opts {
 	 */
 	uint64_t (*cost)(void *ctx, size_t job, int resource);
 	uint64_t budget[SCHED_RESOURCES];
+	int needs_met; /* selected jobs do not wait for their needs (met elsewhere) */
 	struct emitter *em;
 	struct cancel *cancel;
 };

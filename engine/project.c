@@ -214,7 +214,7 @@ kci_engine_project_run(struct kci_project *p, const int *selected, const struct 
 	if (!p->tree)
 		return kci_err_set(err, KCI_INVALID, "the project is not staged");
 	/* The engine creates it, refusing symlinks the repository may have planted. */
-	out_dir = kci_xasprintf("%s/.kci", p->dir);
+	out_dir = o->out_dir ? kci_xstrdup(o->out_dir) : kci_xasprintf("%s/.kci", p->dir);
 	po.workspace = p->tree;
 	po.workdir = p->workdir;
 	po.out_dir = out_dir;

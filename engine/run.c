@@ -188,9 +188,12 @@ kci_engine_run(const struct kci_plan *p, const int *selected, const struct kci_e
 	struct masker mask;
 	char *workspace_disk = NULL;
 	int *sel = kci_xcalloc(p->n_jobs ? p->n_jobs : 1, sizeof(int)), rc;
-	struct sched_opts so = {
-		.p = p, .selected = sel, .run = run_one, .ctx = &sh, .cost = job_cost
-	};
+	struct sched_opts so = { .p = p,
+				 .selected = sel,
+				 .run = run_one,
+				 .ctx = &sh,
+				 .cost = job_cost,
+				 .needs_met = o->needs_met };
 	struct stat st;
 
 	for (size_t i = 0; i < p->n_jobs; i++) {

@@ -36,6 +36,8 @@ blocking_need(const struct sched *s, size_t i)
 	const struct kci_job *j = &p->jobs[i];
 	int pending = 0;
 
+	if (s->o->needs_met)
+		return -1;
 	for (size_t k = 0; j->needs && j->needs[k]; k++) {
 		for (size_t d = 0; d < p->n_jobs; d++) {
 			if (strcmp(p->jobs[d].name, j->needs[k]) != 0)

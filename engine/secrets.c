@@ -74,6 +74,15 @@ kci_engine_secrets_add_file(struct kci_secrets *s, const char *path, struct kci_
 }
 
 int
+kci_engine_secrets_add(struct kci_secrets *s, const char *name_value, struct kci_err *err)
+{
+	if (!strchr(name_value, '=') || name_value[0] == '=')
+		return kci_err_set(err, KCI_INVALID, "a secret is NAME=VALUE");
+	kci_env_set(&s->values, &s->n, name_value);
+	return 0;
+}
+
+int
 kci_engine_secrets_add_env(struct kci_secrets *s, const char *name, struct kci_err *err)
 {
 	const char *value = getenv(name);
