@@ -173,6 +173,14 @@ struct kci_event {
 	const char *log_path; /* JOB_END: the job's log file (under out_dir), or NULL */
 };
 
+/*
+ * The line a job's log file has for ev (malloc'd, no newline): a LOG line as
+ * printed, "kci: NOTE", "== step N: NAME", "== step N passed (exit 0) in 2s",
+ * "== job failed in 3s: why". NULL for events the log has no line for.
+ * kci serve's logs are written with it too, so every log reads the same.
+ */
+char *kci_engine_log_line(const struct kci_event *ev);
+
 /* Called from the engine's threads, one event at a time (the engine serialises them). */
 typedef void (*kci_event_fn)(void *ctx, const struct kci_event *ev);
 

@@ -4,9 +4,12 @@
  * thread and every pull watches.
  */
 #include <poll.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include "common/parse.h"
+#include "common/xalloc.h"
 #include "engine/internal.h"
 
 static int64_t
@@ -66,4 +69,34 @@ cancel_check(struct cancel *c)
 		return 1;
 	}
 	return 0;
+}
+
+char *
+kci_engine_log_line(const struct kci_event *ev)
+{
+	char d[32];
+
+	switch (ev->kind) {
+	case KCI_EV_LOG: {
+		char *line = kci_xmalloc(ev->len + 1);
+		memcpy(line, ev->text, ev->len);
+		line[ev->len] = '\0';
+		return line;
+	}
+	case KCI_EV_JOB_NOTE:
+		return kci_xasprintf("kci: %.*s", (int)ev->len, ev->text);
+	case KCI_EV_STEP_START:
+		return kci_xasprintf("== step %zu: %s", ev->step + 1, ev->step_name);
+	case KCI_EV_STEP_END:
+		return kci_xasprintf("== step %zu %s (exit %d) in %s", ev->step + 1,
+				     ev->state == KCI_JOB_PASSED ? "passed" : "failed", ev->exit_code,
+				     kci_format_duration(d, sizeof(d), ev->duration_ms));
+	case KCI_EV_JOB_END:
+		return kci_xasprintf("== job %s in %s%s%.*s", kci_engine_job_state_name(ev->state),
+				     kci_format_duration(d, sizeof(d), ev->duration_ms),
+				     ev->text ? ": " : "", ev->text ? (int)ev->len : 0,
+				     ev->text ? ev->text : "");
+	default:
+		return NULL;
+	}
 }

@@ -40,20 +40,19 @@ struct job_ctx {
 	size_t helper_err_len;
 };
 
-static void logf_(struct job_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
+/* The event's line in the job's log file, as kci serve's logs have it too. */
 static void
-logf_(struct job_ctx *c, const char *fmt, ...)
+log_event(struct job_ctx *c, const struct kci_event *ev)
 {
-	va_list ap;
+	char *line;
 
-	if (!c->log)
+	if (!c->log || !(line = kci_engine_log_line(ev)))
 		return;
-	va_start(ap, fmt);
-	vfprintf(c->log, fmt, ap);
-	va_end(ap);
+	fputs(line, c->log);
 	fputc('\n', c->log);
-	fflush(c->log);
+	if (ev->kind != KCI_EV_LOG)
+		fflush(c->log);
+	free(line);
 }
 
 /* kci's own line about the job, to the events and the log. */
@@ -77,7 +76,7 @@ note(struct job_ctx *c, const char *fmt, ...)
 	ev.text = masked;
 	ev.len = len;
 	emitter_send(c->sh->em, &ev);
-	logf_(c, "kci: %s", masked);
+	log_event(c, &ev);
 	free(masked);
 	free(text);
 }
@@ -95,10 +94,7 @@ on_line(void *ctx, const char *line, size_t len)
 				.len = len };
 
 	emitter_send(c->sh->em, &ev);
-	if (c->log) {
-		fwrite(line, 1, len, c->log);
-		fputc('\n', c->log);
-	}
+	log_event(c, &ev);
 }
 
 /*
@@ -217,7 +213,7 @@ run_steps(struct job_ctx *c, struct kci_vm *vm, const struct kci_image_config *c
 	enum kci_job_state st = KCI_JOB_PASSED;
 	char *argv[5] = { "/bin/sh", "-e", "-c", NULL, NULL };
 	struct kci_req_opts ro = { .argv = argv };
-	char d[32], **env;
+	char **env;
 
 	if (!(env = step_env(c, &err))) {
 		*why = kci_xstrdup(err.msg);
@@ -245,7 +241,7 @@ run_steps(struct job_ctx *c, struct kci_vm *vm, const struct kci_image_config *c
 		int rc, signo = 0, code;
 
 		emitter_send(c->sh->em, &ev);
-		logf_(c, "== step %zu: %s", c->step + 1, s->name);
+		log_event(c, &ev);
 		argv[3] = s->run;
 		if ((rc = kci_engine_request(cfg, &ro, &req, &err)) < 0) {
 			st = KCI_JOB_ERROR;
@@ -285,9 +281,7 @@ run_steps(struct job_ctx *c, struct kci_vm *vm, const struct kci_image_config *c
 					 .exit_code = code,
 					 .duration_ms = emitter_now_ms(c->sh->em) - t0 };
 		emitter_send(c->sh->em, &ev);
-		logf_(c, "== step %zu %s (exit %d) in %s", c->step + 1,
-		      code == 0 ? "passed" : "failed", code,
-		      kci_format_duration(d, sizeof(d), ev.duration_ms));
+		log_event(c, &ev);
 		if (code != 0 && !s->allow_failure) {
 			st = KCI_JOB_FAILED;
 			*why = kci_xasprintf("step '%s' exited with %d", s->name, code);
@@ -603,7 +597,7 @@ job_run(const struct job_shared *sh, size_t idx)
 	enum kci_job_state st = KCI_JOB_ERROR, interrupted = KCI_JOB_PENDING;
 	struct kci_vm *vm = NULL;
 	int64_t t0 = emitter_now_ms(sh->em);
-	char *why = NULL, *art_why = NULL, *log_path = NULL, d[32];
+	char *why = NULL, *art_why = NULL, *log_path = NULL;
 
 	open_log(&c);
 	emitter_send(sh->em, &ev);
@@ -649,8 +643,7 @@ out:
 		ev.len = len;
 	}
 	emitter_send(sh->em, &ev);
-	logf_(&c, "== job %s in %s%s%s", kci_engine_job_state_name(st),
-	      kci_format_duration(d, sizeof(d), ev.duration_ms), why ? ": " : "", why ? why : "");
+	log_event(&c, &ev);
 	if (c.log)
 		fclose(c.log);
 	for (int i = 0; i < 3; i++)
