@@ -131,6 +131,11 @@ void build_row_clear(struct build_row *b);
 
 int store_open(struct store **out, const char *dir, struct kci_err *err);
 void store_close(struct store *s);
+/*
+ * Replaces the store's clock (ms since the epoch; NULL = CLOCK_REALTIME's), so tests can let
+ * leases lapse without waiting. Call before the store is shared between threads.
+ */
+void store_set_clock(struct store *s, int64_t (*now)(void *ctx), void *ctx);
 
 /*
  * Records a delivery id; 1 when it is new, 0 when it was seen before (its
