@@ -1,4 +1,5 @@
-/* The pipeline file (.kci.yml, docs/pipeline.md) as a plan of jobs, and the job graph. */
+/* The pipeline file (.kci.yml, docs/pipeline.md) as a plan of jobs, the job graph, and the
+ * bounded YAML tree it is read with. */
 #ifndef KCI_JOBS_JOBS_H
 #define KCI_JOBS_JOBS_H
 
@@ -64,6 +65,57 @@ int kci_plan_parse(const char *text, size_t len, const char *filename, struct kc
 int kci_plan_load(const char *path, const char *shown, struct kci_plan **out, struct kci_err *err);
 
 void kci_plan_free(struct kci_plan *p);
+
+/* ---- the bounded YAML tree (tree.c): .kci.yml's, and other YAML files kci reads ---- */
+
+#define KCI_YAML_TEXT_MAX   (1024 * 1024) /* bytes of YAML parsed at most */
+#define KCI_YAML_DEPTH_MAX  32		  /* nesting of collections */
+#define KCI_YAML_ITEMS_MAX  4096	  /* entries of one mapping or sequence */
+#define KCI_YAML_SCALAR_MAX (64 * 1024)	  /* bytes of one scalar */
+
+enum kci_yaml_kind {
+	KCI_YAML_SCALAR,
+	KCI_YAML_SEQ,
+	KCI_YAML_MAP,
+};
+
+/* Mappings keep keys and values interleaved in items: key 2i, value 2i+1; keys are scalars. */
+struct kci_yaml_node {
+	enum kci_yaml_kind kind;
+	int line, col; /* 1-based */
+	char *str;     /* scalar text, NUL-free; NULL for collections */
+	int plain;     /* scalar was written without quotes */
+	struct kci_yaml_node **items;
+	size_t n, cap; /* cap: tree.c's allocation */
+};
+
+/*
+ * Builds the tree of the single YAML document in text (len bytes, at most KCI_YAML_TEXT_MAX);
+ * filename is only used in messages. *out is NULL for an empty document, else a tree the
+ * caller frees with kci_jobs_yaml_free(). Anchors, aliases, duplicate keys, more than one
+ * document, trees past the limits above and syntax errors are KCI_INVALID "FILE:LINE:COL: ...".
+ */
+int kci_jobs_yaml_parse(const char *text, size_t len, const char *filename,
+			struct kci_yaml_node **out, struct kci_err *err);
+void kci_jobs_yaml_free(struct kci_yaml_node *n);
+
+/* The value of key in map (borrowed), or NULL when map is no mapping or lacks the key. */
+const struct kci_yaml_node *kci_jobs_yaml_get(const struct kci_yaml_node *map, const char *key);
+/* Whether n is a YAML null: an empty plain scalar, ~ or null. */
+int kci_jobs_yaml_is_null(const struct kci_yaml_node *n);
+/* A plain true/false (True, TRUE...) into *out (1/0); KCI_INVALID for anything else. */
+int kci_jobs_yaml_bool(const struct kci_yaml_node *n, int *out);
+
+/*
+ * KCI_INVALID "FILE:LINE:COL: unknown key \"x\" WHERE (did you mean \"y\"?)" at the first
+ * key of map that is not one of known; 0 when every key is known.
+ */
+int kci_jobs_yaml_check_keys(const struct kci_yaml_node *map, const char *const *known,
+			     size_t n_known, const char *filename, const char *where,
+			     struct kci_err *err);
+
+/* The candidate closest to word when it is close enough to be a likely typo, else NULL. */
+const char *kci_jobs_closest_name(const char *word, const char *const *candidates, size_t n);
 
 /*
  * Sets *order to a new array of p->n_jobs indexes in which every job comes after its needs,

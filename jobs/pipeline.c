@@ -28,7 +28,7 @@ struct strv {
 
 /* One job as written in the file; its expanded jobs are plan->jobs[first .. first+count). */
 struct base {
-	const struct node *key, *body;
+	const struct kci_yaml_node *key, *body;
 	size_t first, count;
 };
 
@@ -37,7 +37,7 @@ struct ctx {
 	struct kci_err *err;
 	struct kci_plan *plan;
 	size_t cap;
-	const struct node *image, *env, *secrets; /* top-level defaults, may be NULL */
+	const struct kci_yaml_node *image, *env, *secrets; /* top-level defaults, may be NULL */
 	struct base bases[KCI_PLAN_JOBS_MAX];
 	size_t n_bases;
 };
@@ -50,11 +50,11 @@ static const char *const step_keys[] = { "name", "run", "allow_failure" };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
-static int perr(const struct ctx *c, const struct node *n, const char *fmt, ...)
+static int perr(const struct ctx *c, const struct kci_yaml_node *n, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 static int
-perr(const struct ctx *c, const struct node *n, const char *fmt, ...)
+perr(const struct ctx *c, const struct kci_yaml_node *n, const char *fmt, ...)
 {
 	char msg[KCI_ERR_MAX];
 	va_list ap;
@@ -100,55 +100,21 @@ strv_take(struct strv *s)
 	return v;
 }
 
-static const struct node *
-map_get(const struct node *map, const char *key)
-{
-	size_t i;
-
-	for (i = 0; map && map->kind == NODE_MAP && i < map->n; i += 2) {
-		if (strcmp(map->items[i]->str, key) == 0)
-			return map->items[i + 1];
-	}
-	return NULL;
-}
-
 static int
-is_null(const struct node *n)
-{
-	return n->kind == NODE_SCALAR && n->plain &&
-	       (!*n->str || !strcmp(n->str, "~") || !strcmp(n->str, "null") ||
-		!strcmp(n->str, "Null") || !strcmp(n->str, "NULL"));
-}
-
-static int
-want(const struct ctx *c, const struct node *n, enum node_kind kind, const char *what)
+want(const struct ctx *c, const struct kci_yaml_node *n, enum kci_yaml_kind kind, const char *what)
 {
 	static const char *const names[] = { "a string", "a list", "a mapping" };
 
-	if (n->kind != kind || (kind == NODE_SCALAR && is_null(n)))
+	if (n->kind != kind || (kind == KCI_YAML_SCALAR && kci_jobs_yaml_is_null(n)))
 		return perr(c, n, "%s must be %s", what, names[kind]);
 	return 0;
 }
 
 static int
-check_keys(const struct ctx *c, const struct node *map, const char *const *known, size_t n_known,
-	   const char *where)
+check_keys(const struct ctx *c, const struct kci_yaml_node *map, const char *const *known,
+	   size_t n_known, const char *where)
 {
-	size_t i, k;
-
-	for (i = 0; i < map->n; i += 2) {
-		const char *key = map->items[i]->str, *hint;
-		for (k = 0; k < n_known && strcmp(key, known[k]); k++)
-			;
-		if (k < n_known)
-			continue;
-		if ((hint = closest_name(key, known, n_known)))
-			return perr(c, map->items[i],
-				    "unknown key \"%s\" %s (did you mean \"%s\"?)", key, where,
-				    hint);
-		return perr(c, map->items[i], "unknown key \"%s\" %s", key, where);
-	}
-	return 0;
+	return kci_jobs_yaml_check_keys(map, known, n_known, c->file, where, c->err);
 }
 
 /* [A-Za-z_][A-Za-z0-9_]* for env, secret and matrix variable names. */
@@ -183,7 +149,7 @@ is_job_name(const char *s)
 
 /* Sets NAME=value in env, replacing an earlier NAME, so later sources win. */
 static int
-env_set(const struct ctx *c, const struct node *at, struct strv *env, size_t *bytes,
+env_set(const struct ctx *c, const struct kci_yaml_node *at, struct strv *env, size_t *bytes,
 	const char *name, const char *value)
 {
 	size_t i, nlen = strlen(name);
@@ -203,22 +169,22 @@ env_set(const struct ctx *c, const struct node *at, struct strv *env, size_t *by
 }
 
 static int
-env_merge(const struct ctx *c, const struct node *map, struct strv *env, size_t *bytes)
+env_merge(const struct ctx *c, const struct kci_yaml_node *map, struct strv *env, size_t *bytes)
 {
 	size_t i;
 	int rc;
 
 	if (!map)
 		return 0;
-	if ((rc = want(c, map, NODE_MAP, "env")) < 0)
+	if ((rc = want(c, map, KCI_YAML_MAP, "env")) < 0)
 		return rc;
 	for (i = 0; i < map->n; i += 2) {
-		const struct node *k = map->items[i], *v = map->items[i + 1];
+		const struct kci_yaml_node *k = map->items[i], *v = map->items[i + 1];
 		if (!is_var_name(k->str))
 			return perr(c, k, "bad variable name \"%s\" (letters, digits and _)",
 				    k->str);
 		/* Numbers and booleans are kept as written: the shell sees text anyway. */
-		if (v->kind != NODE_SCALAR)
+		if (v->kind != KCI_YAML_SCALAR)
 			return perr(c, v, "value of %s must be a string", k->str);
 		if ((rc = env_set(c, v, env, bytes, k->str, v->str)) < 0)
 			return rc;
@@ -227,18 +193,18 @@ env_merge(const struct ctx *c, const struct node *map, struct strv *env, size_t 
 }
 
 static int
-secrets_merge(const struct ctx *c, const struct node *seq, struct strv *out)
+secrets_merge(const struct ctx *c, const struct kci_yaml_node *seq, struct strv *out)
 {
 	size_t i;
 	int rc;
 
 	if (!seq)
 		return 0;
-	if ((rc = want(c, seq, NODE_SEQ, "secrets")) < 0)
+	if ((rc = want(c, seq, KCI_YAML_SEQ, "secrets")) < 0)
 		return rc;
 	for (i = 0; i < seq->n; i++) {
-		const struct node *s = seq->items[i];
-		if (s->kind != NODE_SCALAR || !is_var_name(s->str))
+		const struct kci_yaml_node *s = seq->items[i];
+		if (s->kind != KCI_YAML_SCALAR || !is_var_name(s->str))
 			return perr(c, s, "bad secret name (letters, digits and _)");
 		if (!strv_has(out, s->str))
 			strv_push(out, kci_xstrdup(s->str));
@@ -248,19 +214,19 @@ secrets_merge(const struct ctx *c, const struct node *seq, struct strv *out)
 
 /* Artifacts are copied out of the VM into .kci/artifacts/<job>/, so they must stay inside. */
 static int
-artifacts_build(const struct ctx *c, const struct node *seq, struct strv *out)
+artifacts_build(const struct ctx *c, const struct kci_yaml_node *seq, struct strv *out)
 {
 	size_t i;
 	int rc;
 
 	if (!seq)
 		return 0;
-	if ((rc = want(c, seq, NODE_SEQ, "artifacts")) < 0)
+	if ((rc = want(c, seq, KCI_YAML_SEQ, "artifacts")) < 0)
 		return rc;
 	for (i = 0; i < seq->n; i++) {
-		const struct node *a = seq->items[i];
+		const struct kci_yaml_node *a = seq->items[i];
 		const char *p;
-		if ((rc = want(c, a, NODE_SCALAR, "an artifact")) < 0)
+		if ((rc = want(c, a, KCI_YAML_SCALAR, "an artifact")) < 0)
 			return rc;
 		if (a->str[0] == '/')
 			return perr(c, a, "artifact \"%s\" must be a relative path", a->str);
@@ -275,19 +241,11 @@ artifacts_build(const struct ctx *c, const struct node *seq, struct strv *out)
 }
 
 static int
-parse_bool(const struct ctx *c, const struct node *n, const char *what, int *out)
+parse_bool(const struct ctx *c, const struct kci_yaml_node *n, const char *what, int *out)
 {
-	static const char *const yes[] = { "true", "True", "TRUE" };
-	static const char *const no[] = { "false", "False", "FALSE" };
-	size_t i;
-
-	for (i = 0; n->kind == NODE_SCALAR && n->plain && i < COUNT(yes); i++) {
-		if (!strcmp(n->str, yes[i]) || !strcmp(n->str, no[i])) {
-			*out = !strcmp(n->str, yes[i]);
-			return 0;
-		}
-	}
-	return perr(c, n, "%s must be true or false", what);
+	if (kci_jobs_yaml_bool(n, out) < 0)
+		return perr(c, n, "%s must be true or false", what);
+	return 0;
 }
 
 static char *
@@ -299,10 +257,12 @@ first_line(const char *run)
 }
 
 static int
-step_build(const struct ctx *c, const struct node *map, const char *job, struct kci_step *s)
+step_build(const struct ctx *c, const struct kci_yaml_node *map, const char *job,
+	   struct kci_step *s)
 {
-	const struct node *name = map_get(map, "name"), *run = map_get(map, "run");
-	const struct node *allow = map_get(map, "allow_failure");
+	const struct kci_yaml_node *name = kci_jobs_yaml_get(map, "name"),
+				   *run = kci_jobs_yaml_get(map, "run");
+	const struct kci_yaml_node *allow = kci_jobs_yaml_get(map, "allow_failure");
 	char where[NAME_MAX_LEN + 32];
 	int rc;
 
@@ -311,9 +271,9 @@ step_build(const struct ctx *c, const struct node *map, const char *job, struct 
 		return rc;
 	if (!run)
 		return perr(c, map, "step of job \"%s\" has no \"run\"", job);
-	if ((rc = want(c, run, NODE_SCALAR, "run")) < 0)
+	if ((rc = want(c, run, KCI_YAML_SCALAR, "run")) < 0)
 		return rc;
-	if (name && (rc = want(c, name, NODE_SCALAR, "name")) < 0)
+	if (name && (rc = want(c, name, KCI_YAML_SCALAR, "name")) < 0)
 		return rc;
 	if (allow && (rc = parse_bool(c, allow, "allow_failure", &s->allow_failure)) < 0)
 		return rc;
@@ -325,9 +285,11 @@ step_build(const struct ctx *c, const struct node *map, const char *job, struct 
 
 /* A job is either "run: cmd" (one step) or "steps: [...]", never both, never neither. */
 static int
-steps_build(const struct ctx *c, const struct node *key, const struct node *body, struct kci_job *j)
+steps_build(const struct ctx *c, const struct kci_yaml_node *key, const struct kci_yaml_node *body,
+	    struct kci_job *j)
 {
-	const struct node *run = map_get(body, "run"), *steps = map_get(body, "steps");
+	const struct kci_yaml_node *run = kci_jobs_yaml_get(body, "run"),
+				   *steps = kci_jobs_yaml_get(body, "steps");
 	size_t i;
 	int rc;
 
@@ -337,7 +299,7 @@ steps_build(const struct ctx *c, const struct node *key, const struct node *body
 	if (!run && !steps)
 		return perr(c, key, "job \"%s\" needs \"run\" or \"steps\"", key->str);
 	if (run) {
-		if ((rc = want(c, run, NODE_SCALAR, "run")) < 0)
+		if ((rc = want(c, run, KCI_YAML_SCALAR, "run")) < 0)
 			return rc;
 		j->steps = kci_xcalloc(1, sizeof(*j->steps));
 		j->n_steps = 1;
@@ -346,7 +308,7 @@ steps_build(const struct ctx *c, const struct node *key, const struct node *body
 		j->steps[0].line = run->line;
 		return 0;
 	}
-	if ((rc = want(c, steps, NODE_SEQ, "steps")) < 0)
+	if ((rc = want(c, steps, KCI_YAML_SEQ, "steps")) < 0)
 		return rc;
 	if (steps->n == 0)
 		return perr(c, steps, "job \"%s\" has no steps", key->str);
@@ -355,7 +317,7 @@ steps_build(const struct ctx *c, const struct node *key, const struct node *body
 			    KCI_PLAN_STEPS_MAX);
 	j->steps = kci_xcalloc(steps->n, sizeof(*j->steps));
 	for (i = 0; i < steps->n; i++) {
-		if ((rc = want(c, steps->items[i], NODE_MAP, "a step")) < 0)
+		if ((rc = want(c, steps->items[i], KCI_YAML_MAP, "a step")) < 0)
 			return rc;
 		/* Count as we go so kci_plan_free() sees exactly the filled steps. */
 		j->n_steps++;
@@ -366,36 +328,40 @@ steps_build(const struct ctx *c, const struct node *key, const struct node *body
 }
 
 static int
-resources_build(const struct ctx *c, const struct node *body, struct kci_job *j)
+resources_build(const struct ctx *c, const struct kci_yaml_node *body, struct kci_job *j)
 {
-	const struct node *timeout = map_get(body, "timeout"), *cpus = map_get(body, "cpus");
-	const struct node *memory = map_get(body, "memory"), *net = map_get(body, "network");
-	const struct node *disk = map_get(body, "disk");
+	const struct kci_yaml_node *timeout = kci_jobs_yaml_get(body, "timeout"),
+				   *cpus = kci_jobs_yaml_get(body, "cpus");
+	const struct kci_yaml_node *memory = kci_jobs_yaml_get(body, "memory"),
+				   *net = kci_jobs_yaml_get(body, "network");
+	const struct kci_yaml_node *disk = kci_jobs_yaml_get(body, "disk");
 	int rc;
 
-	if (timeout && (rc = want(c, timeout, NODE_SCALAR, "timeout")) < 0)
+	if (timeout && (rc = want(c, timeout, KCI_YAML_SCALAR, "timeout")) < 0)
 		return rc;
 	if (timeout && kci_parse_duration(timeout->str, &j->timeout_ms) < 0)
 		return perr(c, timeout,
 			    "bad duration \"%s\" for timeout (examples: 90, 30s, 5m, 1h30m)",
 			    timeout->str);
-	if (cpus && (cpus->kind != NODE_SCALAR || kci_parse_uint(cpus->str, 1, 64, &j->cpus) < 0))
+	if (cpus &&
+	    (cpus->kind != KCI_YAML_SCALAR || kci_parse_uint(cpus->str, 1, 64, &j->cpus) < 0))
 		return perr(c, cpus, "bad cpus \"%s\" (a whole number from 1 to 64)",
 			    cpus->str ? cpus->str : "");
-	if (memory &&
-	    (memory->kind != NODE_SCALAR || kci_parse_size_mib(memory->str, &j->memory_mib) < 0 ||
-	     j->memory_mib < 64 || j->memory_mib > 1024 * 1024))
+	if (memory && (memory->kind != KCI_YAML_SCALAR ||
+		       kci_parse_size_mib(memory->str, &j->memory_mib) < 0 || j->memory_mib < 64 ||
+		       j->memory_mib > 1024 * 1024))
 		return perr(c, memory,
 			    "bad size \"%s\" for memory (examples: 512M, 2G, 2048; 64M to 1024G)",
 			    memory->str ? memory->str : "");
-	if (disk && (disk->kind != NODE_SCALAR || kci_parse_size_mib(disk->str, &j->disk_mib) < 0 ||
-		     j->disk_mib < 256 || j->disk_mib > 1024 * 1024))
+	if (disk &&
+	    (disk->kind != KCI_YAML_SCALAR || kci_parse_size_mib(disk->str, &j->disk_mib) < 0 ||
+	     j->disk_mib < 256 || j->disk_mib > 1024 * 1024))
 		return perr(c, disk, "bad size \"%s\" for disk (examples: 4G, 20G; 256M to 1024G)",
 			    disk->str ? disk->str : "");
 	if (net) {
-		if (net->kind == NODE_SCALAR && !strcmp(net->str, "nat"))
+		if (net->kind == KCI_YAML_SCALAR && !strcmp(net->str, "nat"))
 			j->network = KCI_NET_NAT;
-		else if (!(net->kind == NODE_SCALAR && !strcmp(net->str, "none")))
+		else if (!(net->kind == KCI_YAML_SCALAR && !strcmp(net->str, "none")))
 			return perr(c, net, "bad network \"%s\" (none or nat)",
 				    net->str ? net->str : "");
 	}
@@ -404,7 +370,8 @@ resources_build(const struct ctx *c, const struct node *body, struct kci_job *j)
 
 /* Checks a matrix and sets *count to its number of combinations (1 without a matrix). */
 static int
-matrix_count(const struct ctx *c, const struct node *key, const struct node *m, size_t *count)
+matrix_count(const struct ctx *c, const struct kci_yaml_node *key, const struct kci_yaml_node *m,
+	     size_t *count)
 {
 	size_t i, k, v;
 	int rc;
@@ -412,22 +379,22 @@ matrix_count(const struct ctx *c, const struct node *key, const struct node *m, 
 	*count = 1;
 	if (!m)
 		return 0;
-	if ((rc = want(c, m, NODE_MAP, "matrix")) < 0)
+	if ((rc = want(c, m, KCI_YAML_MAP, "matrix")) < 0)
 		return rc;
 	if (m->n == 0 || m->n / 2 > MATRIX_VARS_MAX)
 		return perr(c, m, "matrix of job \"%s\" needs 1 to %d variables", key->str,
 			    MATRIX_VARS_MAX);
 	for (i = 0; i < m->n; i += 2) {
-		const struct node *var = m->items[i], *vals = m->items[i + 1];
+		const struct kci_yaml_node *var = m->items[i], *vals = m->items[i + 1];
 		if (!is_var_name(var->str))
 			return perr(c, var, "bad variable name \"%s\" (letters, digits and _)",
 				    var->str);
-		if (vals->kind != NODE_SEQ || vals->n == 0)
+		if (vals->kind != KCI_YAML_SEQ || vals->n == 0)
 			return perr(c, vals, "matrix variable %s must be a non-empty list",
 				    var->str);
 		for (k = 0; k < vals->n; k++) {
-			const struct node *val = vals->items[k];
-			if (val->kind != NODE_SCALAR || strlen(val->str) > MATRIX_VALUE_MAX)
+			const struct kci_yaml_node *val = vals->items[k];
+			if (val->kind != KCI_YAML_SCALAR || strlen(val->str) > MATRIX_VALUE_MAX)
 				return perr(c, val,
 					    "matrix values must be strings of at most %d "
 					    "characters",
@@ -448,8 +415,8 @@ matrix_count(const struct ctx *c, const struct node *key, const struct node *m, 
 
 /* Combination combo (the last variable varies fastest): its values go into the env and name. */
 static int
-matrix_apply(const struct ctx *c, const struct node *key, const struct node *m, size_t combo,
-	     struct kci_job *j, struct strv *env, size_t *bytes)
+matrix_apply(const struct ctx *c, const struct kci_yaml_node *key, const struct kci_yaml_node *m,
+	     size_t combo, struct kci_job *j, struct strv *env, size_t *bytes)
 {
 	size_t idx[MATRIX_VARS_MAX], nv = m->n / 2, k;
 	char *name = kci_xasprintf("%s (", key->str), *longer;
@@ -462,7 +429,7 @@ matrix_apply(const struct ctx *c, const struct node *key, const struct node *m, 
 	}
 	for (k = 0; k < nv; k++) {
 		const char *var = m->items[2 * k]->str;
-		const struct node *val = m->items[2 * k + 1]->items[idx[k]];
+		const struct kci_yaml_node *val = m->items[2 * k + 1]->items[idx[k]];
 		if ((rc = env_set(c, val, env, bytes, var, val->str)) < 0) {
 			free(name);
 			return rc;
@@ -480,8 +447,8 @@ matrix_apply(const struct ctx *c, const struct node *key, const struct node *m, 
 static int
 job_build(const struct ctx *c, const struct base *b, size_t combo, struct kci_job *j)
 {
-	const struct node *body = b->body, *image = map_get(body, "image");
-	const struct node *matrix = map_get(body, "matrix");
+	const struct kci_yaml_node *body = b->body, *image = kci_jobs_yaml_get(body, "image");
+	const struct kci_yaml_node *matrix = kci_jobs_yaml_get(body, "matrix");
 	struct strv env = { 0 }, secrets = { 0 }, artifacts = { 0 };
 	size_t bytes = 0;
 	int rc = 0;
@@ -492,23 +459,23 @@ job_build(const struct ctx *c, const struct base *b, size_t combo, struct kci_jo
 	j->needs = kci_xcalloc(1, sizeof(char *));
 	if (!image)
 		image = c->image;
-	if (image && (rc = want(c, image, NODE_SCALAR, "image")) == 0) {
+	if (image && (rc = want(c, image, KCI_YAML_SCALAR, "image")) == 0) {
 		if (strlen(image->str) > IMAGE_MAX_LEN)
 			rc = perr(c, image, "image name longer than %d characters", IMAGE_MAX_LEN);
 		j->image = kci_xstrdup(image->str);
 	}
 	if (rc < 0 || (rc = env_merge(c, c->env, &env, &bytes)) < 0 ||
-	    (rc = env_merge(c, map_get(body, "env"), &env, &bytes)) < 0)
+	    (rc = env_merge(c, kci_jobs_yaml_get(body, "env"), &env, &bytes)) < 0)
 		goto out;
 	if (matrix && (rc = matrix_apply(c, b->key, matrix, combo, j, &env, &bytes)) < 0)
 		goto out;
 	if (!matrix)
 		j->name = kci_xstrdup(b->key->str);
 	if ((rc = secrets_merge(c, c->secrets, &secrets)) < 0 ||
-	    (rc = secrets_merge(c, map_get(body, "secrets"), &secrets)) < 0 ||
+	    (rc = secrets_merge(c, kci_jobs_yaml_get(body, "secrets"), &secrets)) < 0 ||
 	    (rc = resources_build(c, body, j)) < 0 || (rc = steps_build(c, b->key, body, j)) < 0)
 		goto out;
-	rc = artifacts_build(c, map_get(body, "artifacts"), &artifacts);
+	rc = artifacts_build(c, kci_jobs_yaml_get(body, "artifacts"), &artifacts);
 out:
 	j->env = strv_take(&env);
 	j->secrets = strv_take(&secrets);
@@ -520,7 +487,7 @@ out:
 static int
 needs_build(const struct ctx *c, const struct base *b)
 {
-	const struct node *needs = map_get(b->body, "needs");
+	const struct kci_yaml_node *needs = kci_jobs_yaml_get(b->body, "needs");
 	const char *names[KCI_PLAN_JOBS_MAX];
 	struct strv out = { 0 };
 	size_t i, t, e;
@@ -528,19 +495,19 @@ needs_build(const struct ctx *c, const struct base *b)
 
 	if (!needs)
 		return 0;
-	if ((rc = want(c, needs, NODE_SEQ, "needs")) < 0)
+	if ((rc = want(c, needs, KCI_YAML_SEQ, "needs")) < 0)
 		return rc;
 	for (t = 0; t < c->n_bases; t++)
 		names[t] = c->bases[t].key->str;
 	for (i = 0; i < needs->n && rc == 0; i++) {
-		const struct node *n = needs->items[i];
+		const struct kci_yaml_node *n = needs->items[i];
 		const char *hint;
-		if ((rc = want(c, n, NODE_SCALAR, "a needed job")) < 0)
+		if ((rc = want(c, n, KCI_YAML_SCALAR, "a needed job")) < 0)
 			break;
 		for (t = 0; t < c->n_bases && strcmp(names[t], n->str); t++)
 			;
 		if (t == c->n_bases) {
-			hint = closest_name(n->str, names, c->n_bases);
+			hint = kci_jobs_closest_name(n->str, names, c->n_bases);
 			rc = perr(c, n, "job \"%s\" needs unknown job \"%s\"%s%s%s", b->key->str,
 				  n->str, hint ? " (did you mean \"" : "", hint ? hint : "",
 				  hint ? "\"?)" : "");
@@ -566,7 +533,7 @@ needs_build(const struct ctx *c, const struct base *b)
 
 /* Adds the base job at jobs[2i], expanding its matrix into plan->jobs. */
 static int
-base_add(struct ctx *c, const struct node *key, const struct node *body)
+base_add(struct ctx *c, const struct kci_yaml_node *key, const struct kci_yaml_node *body)
 {
 	struct base *b = &c->bases[c->n_bases];
 	size_t count, k;
@@ -577,13 +544,13 @@ base_add(struct ctx *c, const struct node *key, const struct node *body)
 		return perr(c, key,
 			    "bad job name \"%s\" (letters, digits, _ . -; at most %d characters)",
 			    key->str, NAME_MAX_LEN);
-	if (is_null(body))
+	if (kci_jobs_yaml_is_null(body))
 		return perr(c, key, "job \"%s\" is empty; give it \"run\" or \"steps\"", key->str);
-	if ((rc = want(c, body, NODE_MAP, "a job")) < 0)
+	if ((rc = want(c, body, KCI_YAML_MAP, "a job")) < 0)
 		return rc;
 	snprintf(where, sizeof(where), "in job \"%s\"", key->str);
 	if ((rc = check_keys(c, body, job_keys, COUNT(job_keys), where)) < 0 ||
-	    (rc = matrix_count(c, key, map_get(body, "matrix"), &count)) < 0)
+	    (rc = matrix_count(c, key, kci_jobs_yaml_get(body, "matrix"), &count)) < 0)
 		return rc;
 	if (c->plan->n_jobs + count > KCI_PLAN_JOBS_MAX)
 		return perr(c, key, "more than %d jobs after matrix expansion", KCI_PLAN_JOBS_MAX);
@@ -599,22 +566,22 @@ base_add(struct ctx *c, const struct node *key, const struct node *body)
 }
 
 static int
-plan_build(struct ctx *c, const struct node *root)
+plan_build(struct ctx *c, const struct kci_yaml_node *root)
 {
-	const struct node *jobs;
+	const struct kci_yaml_node *jobs;
 	size_t i;
 	int rc;
 
-	if (!root || root->kind != NODE_MAP)
+	if (!root || root->kind != KCI_YAML_MAP)
 		return perr(c, root, "a pipeline file is a mapping with a \"jobs\" key");
 	if ((rc = check_keys(c, root, top_keys, COUNT(top_keys), "at the top level")) < 0)
 		return rc;
-	c->image = map_get(root, "image");
-	c->env = map_get(root, "env");
-	c->secrets = map_get(root, "secrets");
-	if (!(jobs = map_get(root, "jobs")))
+	c->image = kci_jobs_yaml_get(root, "image");
+	c->env = kci_jobs_yaml_get(root, "env");
+	c->secrets = kci_jobs_yaml_get(root, "secrets");
+	if (!(jobs = kci_jobs_yaml_get(root, "jobs")))
 		return perr(c, root, "no \"jobs\": a pipeline needs at least one job");
-	if (jobs->kind != NODE_MAP || jobs->n == 0)
+	if (jobs->kind != KCI_YAML_MAP || jobs->n == 0)
 		return perr(c, jobs, "\"jobs\" must map job names to jobs, at least one");
 	if (jobs->n / 2 > KCI_PLAN_JOBS_MAX)
 		return perr(c, jobs, "more than %d jobs", KCI_PLAN_JOBS_MAX);
@@ -691,8 +658,8 @@ check_cycles(const struct ctx *c)
 	free(order);
 	if (rc < 0)
 		return perr(c,
-			    &(struct node){ .line = c->plan->jobs[at].line,
-					    .col = c->plan->jobs[at].col },
+			    &(struct kci_yaml_node){ .line = c->plan->jobs[at].line,
+						     .col = c->plan->jobs[at].col },
 			    "%s", cycle.msg);
 	return 0;
 }
@@ -734,7 +701,7 @@ kci_plan_parse(const char *text, size_t len, const char *filename, struct kci_pl
 	       struct kci_err *err)
 {
 	struct ctx *c = kci_xcalloc(1, sizeof(*c));
-	struct node *root = NULL;
+	struct kci_yaml_node *root = NULL;
 	int rc;
 
 	c->file = filename;
@@ -744,10 +711,10 @@ kci_plan_parse(const char *text, size_t len, const char *filename, struct kci_pl
 	if (len > KCI_PLAN_FILE_MAX)
 		rc = kci_err_set(err, KCI_INVALID, "%s: larger than %d KiB", filename,
 				 KCI_PLAN_FILE_MAX / 1024);
-	else if ((rc = tree_parse(text, len, filename, &root, err)) == 0 &&
+	else if ((rc = kci_jobs_yaml_parse(text, len, filename, &root, err)) == 0 &&
 		 (rc = plan_build(c, root)) == 0 && (rc = check_cycles(c)) == 0)
 		name_files(c->plan);
-	tree_free(root);
+	kci_jobs_yaml_free(root);
 	if (rc < 0)
 		kci_plan_free(c->plan);
 	else

@@ -170,7 +170,7 @@ select_name(const struct kci_plan *p, const char *name, int *sel, struct kci_err
 		names[i] = p->jobs[i].base;
 	}
 	if (!found) {
-		hint = closest_name(name, names, p->n_jobs);
+		hint = kci_jobs_closest_name(name, names, p->n_jobs);
 		free(names);
 		if (hint)
 			return kci_err_set(err, KCI_NOTFOUND,

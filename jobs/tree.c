@@ -1,4 +1,7 @@
-/* Turns libyaml's event stream into a small bounded tree, refusing what a pipeline never needs. */
+/*
+ * The bounded YAML tree: libyaml's event stream as a small tree, refusing what kci's YAML files
+ * never need, and the lookups its readers share (keys, nulls, booleans, did-you-mean).
+ */
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
@@ -9,21 +12,21 @@
 
 struct builder {
 	const char *file;
-	struct node *root;
-	struct node *stack[TREE_DEPTH_MAX];
+	struct kci_yaml_node *root;
+	struct kci_yaml_node *stack[KCI_YAML_DEPTH_MAX];
 	int depth;
 	int documents;
 };
 
 void
-tree_free(struct node *n)
+kci_jobs_yaml_free(struct kci_yaml_node *n)
 {
 	size_t i;
 
 	if (!n)
 		return;
 	for (i = 0; i < n->n; i++)
-		tree_free(n->items[i]);
+		kci_jobs_yaml_free(n->items[i]);
 	free(n->items);
 	free(n->str);
 	free(n);
@@ -38,8 +41,8 @@ at(const struct builder *b, const yaml_mark_t *m, struct kci_err *err, const cha
 
 /* Keys of one mapping must be distinct: a second "needs:" silently winning hides mistakes. */
 static int
-check_new_key(const struct builder *b, const struct node *map, const struct node *key,
-	      struct kci_err *err)
+check_new_key(const struct builder *b, const struct kci_yaml_node *map,
+	      const struct kci_yaml_node *key, struct kci_err *err)
 {
 	size_t i;
 
@@ -55,9 +58,9 @@ check_new_key(const struct builder *b, const struct node *map, const struct node
 
 /* Attaches n to the open collection (or makes it the root); n is owned by the tree after. */
 static int
-attach(struct builder *b, struct node *n, struct kci_err *err)
+attach(struct builder *b, struct kci_yaml_node *n, struct kci_err *err)
 {
-	struct node *parent;
+	struct kci_yaml_node *parent;
 	int rc;
 
 	if (b->depth == 0) {
@@ -65,23 +68,23 @@ attach(struct builder *b, struct node *n, struct kci_err *err)
 		return 0;
 	}
 	parent = b->stack[b->depth - 1];
-	if (parent->kind == NODE_MAP && parent->n % 2 == 0) {
-		if (n->kind != NODE_SCALAR) {
+	if (parent->kind == KCI_YAML_MAP && parent->n % 2 == 0) {
+		if (n->kind != KCI_YAML_SCALAR) {
 			rc = kci_err_set(err, KCI_INVALID,
 					 "%s:%d:%d: mapping keys must be plain strings", b->file,
 					 n->line, n->col);
-			tree_free(n);
+			kci_jobs_yaml_free(n);
 			return rc;
 		}
 		if ((rc = check_new_key(b, parent, n, err)) < 0) {
-			tree_free(n);
+			kci_jobs_yaml_free(n);
 			return rc;
 		}
 	}
-	if (parent->n >= 2 * TREE_ITEMS_MAX) {
+	if (parent->n >= 2 * KCI_YAML_ITEMS_MAX) {
 		rc = kci_err_set(err, KCI_INVALID, "%s:%d:%d: too many entries (at most %d)",
-				 b->file, n->line, n->col, TREE_ITEMS_MAX);
-		tree_free(n);
+				 b->file, n->line, n->col, KCI_YAML_ITEMS_MAX);
+		kci_jobs_yaml_free(n);
 		return rc;
 	}
 	if (parent->n == parent->cap) {
@@ -92,10 +95,10 @@ attach(struct builder *b, struct node *n, struct kci_err *err)
 	return 0;
 }
 
-static struct node *
-node_new(enum node_kind kind, const yaml_event_t *ev)
+static struct kci_yaml_node *
+node_new(enum kci_yaml_kind kind, const yaml_event_t *ev)
 {
-	struct node *n = kci_xcalloc(1, sizeof(*n));
+	struct kci_yaml_node *n = kci_xcalloc(1, sizeof(*n));
 
 	n->kind = kind;
 	n->line = (int)ev->start_mark.line + 1;
@@ -106,14 +109,14 @@ node_new(enum node_kind kind, const yaml_event_t *ev)
 static int
 on_scalar(struct builder *b, const yaml_event_t *ev, struct kci_err *err)
 {
-	struct node *n;
+	struct kci_yaml_node *n;
 	size_t len = ev->data.scalar.length;
 
-	if (len > TREE_SCALAR_MAX)
+	if (len > KCI_YAML_SCALAR_MAX)
 		return at(b, &ev->start_mark, err, "string longer than 64 KiB");
 	if (memchr(ev->data.scalar.value, '\0', len))
 		return at(b, &ev->start_mark, err, "string contains a NUL character");
-	n = node_new(NODE_SCALAR, ev);
+	n = node_new(KCI_YAML_SCALAR, ev);
 	n->str = kci_xmalloc(len + 1);
 	memcpy(n->str, ev->data.scalar.value, len);
 	n->str[len] = '\0';
@@ -122,12 +125,12 @@ on_scalar(struct builder *b, const yaml_event_t *ev, struct kci_err *err)
 }
 
 static int
-on_open(struct builder *b, const yaml_event_t *ev, enum node_kind kind, struct kci_err *err)
+on_open(struct builder *b, const yaml_event_t *ev, enum kci_yaml_kind kind, struct kci_err *err)
 {
-	struct node *n;
+	struct kci_yaml_node *n;
 	int rc;
 
-	if (b->depth == TREE_DEPTH_MAX)
+	if (b->depth == KCI_YAML_DEPTH_MAX)
 		return at(b, &ev->start_mark, err, "nested too deeply");
 	n = node_new(kind, ev);
 	if ((rc = attach(b, n, err)) < 0)
@@ -157,11 +160,11 @@ on_event(struct builder *b, const yaml_event_t *ev, struct kci_err *err)
 	case YAML_SEQUENCE_START_EVENT:
 		if (ev->data.sequence_start.anchor)
 			return at(b, &ev->start_mark, err, no_anchors);
-		return on_open(b, ev, NODE_SEQ, err);
+		return on_open(b, ev, KCI_YAML_SEQ, err);
 	case YAML_MAPPING_START_EVENT:
 		if (ev->data.mapping_start.anchor)
 			return at(b, &ev->start_mark, err, no_anchors);
-		return on_open(b, ev, NODE_MAP, err);
+		return on_open(b, ev, KCI_YAML_MAP, err);
 	case YAML_SEQUENCE_END_EVENT:
 	case YAML_MAPPING_END_EVENT:
 		b->depth--;
@@ -185,14 +188,18 @@ syntax_error(const struct builder *b, const yaml_parser_t *parser, struct kci_er
 }
 
 int
-tree_parse(const char *text, size_t len, const char *filename, struct node **out,
-	   struct kci_err *err)
+kci_jobs_yaml_parse(const char *text, size_t len, const char *filename, struct kci_yaml_node **out,
+		    struct kci_err *err)
 {
 	struct builder b = { .file = filename };
 	yaml_parser_t parser;
 	yaml_event_t ev;
 	int rc = 0, done = 0;
 
+	/* untrusted: len <= KCI_YAML_TEXT_MAX; every collection and string is bounded below */
+	if (len > KCI_YAML_TEXT_MAX)
+		return kci_err_set(err, KCI_INVALID, "%s: larger than %d KiB", filename,
+				   KCI_YAML_TEXT_MAX / 1024);
 	if (!yaml_parser_initialize(&parser))
 		return kci_err_set(err, KCI_ERROR, "%s: cannot initialise the YAML parser",
 				   filename);
@@ -208,10 +215,70 @@ tree_parse(const char *text, size_t len, const char *filename, struct node **out
 	}
 	yaml_parser_delete(&parser);
 	if (rc < 0) {
-		tree_free(b.root);
+		kci_jobs_yaml_free(b.root);
 		return rc;
 	}
 	*out = b.root;
+	return 0;
+}
+
+const struct kci_yaml_node *
+kci_jobs_yaml_get(const struct kci_yaml_node *map, const char *key)
+{
+	size_t i;
+
+	for (i = 0; map && map->kind == KCI_YAML_MAP && i < map->n; i += 2) {
+		if (strcmp(map->items[i]->str, key) == 0)
+			return map->items[i + 1];
+	}
+	return NULL;
+}
+
+int
+kci_jobs_yaml_is_null(const struct kci_yaml_node *n)
+{
+	return n->kind == KCI_YAML_SCALAR && n->plain &&
+	       (!*n->str || !strcmp(n->str, "~") || !strcmp(n->str, "null") ||
+		!strcmp(n->str, "Null") || !strcmp(n->str, "NULL"));
+}
+
+int
+kci_jobs_yaml_bool(const struct kci_yaml_node *n, int *out)
+{
+	static const char *const yes[] = { "true", "True", "TRUE" };
+	static const char *const no[] = { "false", "False", "FALSE" };
+	size_t i;
+
+	for (i = 0; n->kind == KCI_YAML_SCALAR && n->plain && i < sizeof(yes) / sizeof(*yes); i++) {
+		if (!strcmp(n->str, yes[i]) || !strcmp(n->str, no[i])) {
+			*out = !strcmp(n->str, yes[i]);
+			return 0;
+		}
+	}
+	return KCI_INVALID;
+}
+
+int
+kci_jobs_yaml_check_keys(const struct kci_yaml_node *map, const char *const *known, size_t n_known,
+			 const char *filename, const char *where, struct kci_err *err)
+{
+	size_t i, k;
+
+	for (i = 0; map->kind == KCI_YAML_MAP && i < map->n; i += 2) {
+		const struct kci_yaml_node *key = map->items[i];
+		const char *hint;
+
+		for (k = 0; k < n_known && strcmp(key->str, known[k]); k++)
+			;
+		if (k < n_known)
+			continue;
+		if ((hint = kci_jobs_closest_name(key->str, known, n_known)))
+			return kci_err_set(err, KCI_INVALID,
+					   "%s:%d:%d: unknown key \"%s\" %s (did you mean \"%s\"?)",
+					   filename, key->line, key->col, key->str, where, hint);
+		return kci_err_set(err, KCI_INVALID, "%s:%d:%d: unknown key \"%s\" %s", filename,
+				   key->line, key->col, key->str, where);
+	}
 	return 0;
 }
 
@@ -238,7 +305,7 @@ distance(const char *a, const char *b)
 }
 
 const char *
-closest_name(const char *word, const char *const *candidates, size_t n)
+kci_jobs_closest_name(const char *word, const char *const *candidates, size_t n)
 {
 	const char *best = NULL;
 	size_t best_d = (size_t)-1, i, limit = strlen(word) <= 4 ? 1 : 2;
