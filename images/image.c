@@ -32,7 +32,7 @@ kci_images_open(struct kci_images **out, const char *home, struct kci_err *err)
 {
 	struct kci_images *im = kci_xcalloc(1, sizeof(*im));
 	char *dir = kci_xasprintf("%s/store", home);
-	int rc = store_open(&im->store, dir, err);
+	int rc = store_new(&im->store, dir, err);
 
 	free(dir);
 	if (rc < 0) {

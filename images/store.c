@@ -88,7 +88,7 @@ create_once(const char *path, const char *text, struct kci_err *err)
 }
 
 int
-store_open(struct kci_store **out, const char *dir, struct kci_err *err)
+store_new(struct kci_store **out, const char *dir, struct kci_err *err)
 {
 	struct kci_store *s = kci_xcalloc(1, sizeof(*s));
 	char *layout = NULL, *lock = NULL, *index = NULL;

@@ -29,7 +29,7 @@ struct store_ref {
  * Opens (creating if needed) the store at dir: oci-layout, index.json and
  * blobs/sha256/. Returns the store; errors name the path.
  */
-int store_open(struct kci_store **out, const char *dir, struct kci_err *err);
+int store_new(struct kci_store **out, const char *dir, struct kci_err *err);
 void store_free(struct kci_store *s);
 const char *store_dir(const struct kci_store *s);
 

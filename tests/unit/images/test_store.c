@@ -69,7 +69,7 @@ open_store(void)
 	char path[128];
 
 	snprintf(path, sizeof(path), "%s/store", dir);
-	assert_int_equal(store_open(&s, path, &err), 0);
+	assert_int_equal(store_new(&s, path, &err), 0);
 	return s;
 }
 
