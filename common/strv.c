@@ -39,3 +39,33 @@ kci_env_set(char ***env, size_t *n, const char *kv)
 	}
 	kci_strv_add(env, n, kv);
 }
+
+int
+kci_env_set_lines(char ***env, size_t *n, const char *text, size_t len)
+{
+	const char *line = text, *end = text + len;
+	int lineno = 0;
+
+	if (memchr(text, '\0', len))
+		return -1;
+	/* Line by line, blank ones counted, so a number is the line an editor shows. */
+	while (line < end) {
+		const char *nl = memchr(line, '\n', (size_t)(end - line));
+		size_t l = nl ? (size_t)(nl - line) : (size_t)(end - line);
+		char *copy;
+
+		lineno++;
+		if (l && line[l - 1] == '\r')
+			l--;
+		if (l && line[0] != '#') {
+			if (line[0] == '=' || !memchr(line, '=', l))
+				return lineno;
+			copy = kci_xstrndup(line, l);
+			kci_env_set(env, n, copy);
+			explicit_bzero(copy, l);
+			free(copy);
+		}
+		line = nl ? nl + 1 : end;
+	}
+	return 0;
+}

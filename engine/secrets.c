@@ -38,37 +38,17 @@ kci_engine_secrets_free(struct kci_secrets *s)
 int
 kci_engine_secrets_add_file(struct kci_secrets *s, const char *path, struct kci_err *err)
 {
-	char *text, *line, *next;
+	char *text;
 	size_t len;
-	int rc, lineno = 0;
+	int rc, bad;
 
 	if ((rc = kci_read_file(path, SECRET_FILE_MAX, &text, &len, err)) < 0)
 		return kci_err_prefix(err, "--secret-file");
-	if (memchr(text, '\0', len)) {
-		free(text);
-		return kci_err_set(err, KCI_INVALID, "--secret-file %s: contains a NUL byte", path);
-	}
-	/* Line by line, blank ones counted, so a message names the line an editor shows. */
-	for (line = text; line && *line; line = next) {
-		size_t l;
-
-		next = strchr(line, '\n');
-		if (next)
-			*next++ = '\0';
-		l = strlen(line);
-		lineno++;
-		if (l && line[l - 1] == '\r')
-			line[--l] = '\0';
-		if (!line[0] || line[0] == '#')
-			continue;
-		if (!strchr(line, '=') || line[0] == '=') {
-			rc = kci_err_set(err, KCI_INVALID,
-					 "--secret-file %s: line %d is not NAME=VALUE", path,
-					 lineno);
-			break;
-		}
-		kci_env_set(&s->values, &s->n, line);
-	}
+	if ((bad = kci_env_set_lines(&s->values, &s->n, text, len)) < 0)
+		rc = kci_err_set(err, KCI_INVALID, "--secret-file %s: contains a NUL byte", path);
+	else if (bad > 0)
+		rc = kci_err_set(err, KCI_INVALID, "--secret-file %s: line %d is not NAME=VALUE",
+				 path, bad);
 	free(text);
 	return rc < 0 ? rc : 0;
 }

@@ -114,6 +114,13 @@ int kci_jobs_yaml_check_keys(const struct kci_yaml_node *map, const char *const 
 			     size_t n_known, const char *filename, const char *where,
 			     struct kci_err *err);
 
+/*
+ * KCI_INVALID "FILE:LINE:COL: message" at node n (1:1 when n is NULL), for
+ * every parser of a YAML file; returns KCI_INVALID.
+ */
+int kci_jobs_yaml_error(struct kci_err *err, const char *filename, const struct kci_yaml_node *n,
+			const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /* The candidate closest to word when it is close enough to be a likely typo, else NULL. */
 const char *kci_jobs_closest_name(const char *word, const char *const *candidates, size_t n);
 

@@ -50,21 +50,8 @@ static const char *const step_keys[] = { "name", "run", "allow_failure" };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
-static int perr(const struct ctx *c, const struct kci_yaml_node *n, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int
-perr(const struct ctx *c, const struct kci_yaml_node *n, const char *fmt, ...)
-{
-	char msg[KCI_ERR_MAX];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	return kci_err_set(c->err, KCI_INVALID, "%s:%d:%d: %s", c->file, n ? n->line : 1,
-			   n ? n->col : 1, msg);
-}
+/* "FILE:LINE:COL: message" at node n. */
+#define perr(c, n, ...) kci_jobs_yaml_error((c)->err, (c)->file, (n), __VA_ARGS__)
 
 static void
 strv_push(struct strv *s, char *str)
@@ -656,11 +643,11 @@ check_cycles(const struct ctx *c)
 
 	rc = plan_order(c->plan, &order, &at, &cycle);
 	free(order);
-	if (rc < 0)
-		return perr(c,
-			    &(struct kci_yaml_node){ .line = c->plan->jobs[at].line,
-						     .col = c->plan->jobs[at].col },
-			    "%s", cycle.msg);
+	if (rc < 0) {
+		struct kci_yaml_node where = { .line = c->plan->jobs[at].line,
+					       .col = c->plan->jobs[at].col };
+		return perr(c, &where, "%s", cycle.msg);
+	}
 	return 0;
 }
 

@@ -2,6 +2,8 @@
  * The bounded YAML tree: libyaml's event stream as a small tree, refusing what kci's YAML files
  * never need, and the lookups its readers share (keys, nulls, booleans, did-you-mean).
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
@@ -318,4 +320,18 @@ kci_jobs_closest_name(const char *word, const char *const *candidates, size_t n)
 		}
 	}
 	return best_d <= limit ? best : NULL;
+}
+
+int
+kci_jobs_yaml_error(struct kci_err *err, const char *filename, const struct kci_yaml_node *n,
+		    const char *fmt, ...)
+{
+	char msg[KCI_ERR_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return kci_err_set(err, KCI_INVALID, "%s:%d:%d: %s", filename, n ? n->line : 1,
+			   n ? n->col : 1, msg);
 }
