@@ -22,6 +22,8 @@ int kci_cmd_images(int argc, char **argv);
 int kci_cmd_rmi(int argc, char **argv);
 int kci_cmd_prune(int argc, char **argv);
 int kci_cmd_load(int argc, char **argv);
+int kci_cmd_serve(int argc, char **argv);
+int kci_cmd_agent(int argc, char **argv);
 
 /* Progress of pulls and disk builds on stderr, when it is a terminal (progress.c). */
 struct kci_progress {
@@ -62,6 +64,17 @@ void kci_render_list(FILE *f, const struct kci_plan *p, const int *selected, int
 void kci_put_sanitized(FILE *f, const char *s, size_t len);
 /* A new copy of s with every control as '?' (colour included): for names. */
 char *kci_plain(const char *s);
+
+/* "kci: CMD: unknown option '--jbo'; did you mean '--job'?" (or "needs a value") on stderr. */
+struct option;
+void kci_unknown_option(const char *cmd, const struct option *opts, const char *arg);
+
+/*
+ * Blocks SIGINT, SIGTERM and SIGHUP in this thread and every thread it starts
+ * from here on (so none is lost while a command sets up), and returns a
+ * non-blocking signalfd that reads them; -1 with errno on failure.
+ */
+int kci_stop_signalfd(void);
 
 /* Prints "kci: msg" to stderr; multi-line messages get their continuation lines indented. */
 void kci_print_error(const char *msg);

@@ -134,33 +134,6 @@ bad_value(const char *opt, const char *value, const char *want)
 	return -1;
 }
 
-/* "option '--jbo' is unknown; did you mean '--job'?" */
-static void
-unknown_option(const char *arg)
-{
-	const char *best = NULL;
-	size_t best_d = 3, len = strcspn(arg, "=");
-
-	for (const struct option *o = long_opts; o->name; o++) {
-		char *name = kci_xasprintf("--%s", o->name);
-		size_t d = kci_distance(name, arg);
-
-		if (strncmp(arg, name, len) == 0 && name[len] == '\0' && o->has_arg)
-			d = 0; /* known, but its value is missing */
-		if (d < best_d) {
-			best_d = d;
-			best = o->name;
-		}
-		free(name);
-	}
-	if (best && best_d == 0)
-		fprintf(stderr, "kci: run: option '%s' needs a value\n", arg);
-	else if (best)
-		fprintf(stderr, "kci: run: unknown option '%s'; did you mean '--%s'?\n", arg, best);
-	else
-		fprintf(stderr, "kci: run: unknown option '%s'\n", arg);
-}
-
 static int
 parse_opts(int argc, char **argv, struct run_opts *o)
 {
@@ -226,7 +199,7 @@ parse_opts(int argc, char **argv, struct run_opts *o)
 				fprintf(stderr, "kci: run: option '-%c' %s\n", optopt,
 					strchr("j", optopt) ? "needs a value" : "is unknown");
 			else
-				unknown_option(argv[optind - 1]);
+				kci_unknown_option("run", long_opts, argv[optind - 1]);
 			fprintf(stderr, "Run 'kci run --help' for the options.\n");
 			return -1;
 		}
@@ -329,14 +302,7 @@ stopper_main(void *arg)
 static int
 stopper_start(struct stopper *st, struct kci_err *err)
 {
-	sigset_t set;
-
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	st->signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	st->signal_fd = kci_stop_signalfd();
 	st->stop_fd = eventfd(0, EFD_CLOEXEC);
 	st->cancel_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (st->signal_fd < 0 || st->stop_fd < 0 || st->cancel_fd < 0)

@@ -21,6 +21,8 @@ static const struct {
 } commands[] = {
 	{ "run", kci_cmd_run, "run the repository's pipeline (.kci.yml), each job in a micro-VM" },
 	{ "exec", kci_cmd_exec, "run one command in a fresh micro-VM" },
+	{ "serve", kci_cmd_serve, "a CI server: webhooks, a build queue, agents, a web UI" },
+	{ "agent", kci_cmd_agent, "run the jobs a kci server hands out, here" },
 	{ "pull", kci_cmd_pull, "pull an image from a registry into the local store" },
 	{ "images", kci_cmd_images, "list the images in the local store" },
 	{ "load", kci_cmd_load, "load an OCI layout directory or a docker save tarball" },

@@ -15,6 +15,7 @@ cmake --build "$build" -j"$(nproc)"
 scripts/fetch-guest.sh "$PWD/$build/share/kci/guest"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
 (cd "$build" && ctest --output-on-failure -j2 "$@")
 
 # The optimised build README's setup command makes: -O2 and _FORTIFY_SOURCE warn about what

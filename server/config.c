@@ -11,6 +11,7 @@
 #include "common/err.h"
 #include "common/fs.h"
 #include "common/strv.h"
+#include "common/parse.h"
 #include "common/xalloc.h"
 #include "jobs/jobs.h"
 #include "server/internal.h"
@@ -23,10 +24,9 @@
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
-static const char *const top_keys[] = {
-	"listen",	"url",	"agent_token_file", "admin_token_file", "tls_cert_file",
-	"tls_key_file", "repos"
-};
+static const char *const top_keys[] = { "listen",	    "url",	     "agent_token_file",
+					"admin_token_file", "tls_cert_file", "tls_key_file",
+					"lease_timeout",    "repos" };
 static const char *const repo_keys[] = { "name",
 					 "forge",
 					 "secret_file",
@@ -47,21 +47,8 @@ struct ctx {
 /* What a named file holds, which decides how its content is checked. */
 enum content { TOKEN, PEM };
 
-static int cerr(const struct ctx *c, const struct kci_yaml_node *n, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int
-cerr(const struct ctx *c, const struct kci_yaml_node *n, const char *fmt, ...)
-{
-	char msg[KCI_ERR_MAX];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	return kci_err_set(c->err, KCI_INVALID, "%s:%d:%d: %s", c->file, n ? n->line : 1,
-			   n ? n->col : 1, msg);
-}
+/* "FILE:LINE:COL: message" at node n. */
+#define cerr(c, n, ...) kci_jobs_yaml_error((c)->err, (c)->file, (n), __VA_ARGS__)
 
 /* Frees a string that held a secret, wiping it first. */
 static void
@@ -205,9 +192,9 @@ static int
 read_secrets(const struct ctx *c, const struct kci_yaml_node *map, char ***out)
 {
 	const struct kci_yaml_node *at;
-	char **values = NULL, *text = NULL, *path = NULL, *line, *next;
+	char **values = NULL, *text = NULL, *path = NULL;
 	size_t n = 0, len;
-	int rc, lineno = 0;
+	int rc, bad;
 
 	if ((rc = get_str(c, map, "secrets_file", &at)) < 0)
 		return rc;
@@ -218,29 +205,10 @@ read_secrets(const struct ctx *c, const struct kci_yaml_node *map, char ***out)
 	if ((rc = read_named(c, at, "secrets_file", SECRETS_FILE_MAX, &text, &len)) < 0)
 		goto out;
 	path = resolve(c, at->str);
-	if (memchr(text, '\0', len)) {
-		rc = cerr(c, at, "secrets_file %s: contains a NUL byte", path);
+	if ((bad = kci_env_set_lines(&values, &n, text, len)) != 0) {
+		rc = bad < 0 ? cerr(c, at, "secrets_file %s: contains a NUL byte", path)
+			     : cerr(c, at, "secrets_file %s: line %d is not NAME=VALUE", path, bad);
 		goto out;
-	}
-	/* Line by line, blank ones counted, so a message names the line an editor shows. */
-	for (line = text; line && *line; line = next) {
-		size_t l;
-
-		next = strchr(line, '\n');
-		if (next)
-			*next++ = '\0';
-		l = strlen(line);
-		lineno++;
-		if (l && line[l - 1] == '\r')
-			line[--l] = '\0';
-		if (!line[0] || line[0] == '#')
-			continue;
-		if (!strchr(line, '=') || line[0] == '=') {
-			rc = cerr(c, at, "secrets_file %s: line %d is not NAME=VALUE", path,
-				  lineno);
-			goto out;
-		}
-		kci_env_set(&values, &n, line);
 	}
 	*out = values ? values : kci_xcalloc(1, sizeof(char *));
 	values = NULL;
@@ -532,7 +500,7 @@ repos_build(const struct ctx *c, const struct kci_yaml_node *root, struct config
 static int
 server_build(const struct ctx *c, const struct kci_yaml_node *root, struct config *cfg)
 {
-	const struct kci_yaml_node *listen, *url;
+	const struct kci_yaml_node *listen, *url, *ttl;
 	int rc;
 
 	if (!root)
@@ -566,6 +534,12 @@ server_build(const struct ctx *c, const struct kci_yaml_node *root, struct confi
 		return rc;
 	if (!url)
 		cfg->url = kci_xasprintf("%s://%s", cfg->tls_cert ? "https" : "http", cfg->listen);
+	cfg->lease_ttl_ms = CONFIG_LEASE_TTL_MS;
+	if ((rc = get_str(c, root, "lease_timeout", &ttl)) < 0)
+		return rc;
+	if (ttl && (kci_parse_duration(ttl->str, &cfg->lease_ttl_ms) < 0 ||
+		    cfg->lease_ttl_ms < 2000 || cfg->lease_ttl_ms > 3600 * 1000))
+		return cerr(c, ttl, "lease_timeout must be a duration from 2s to 1h (\"30s\")");
 	return repos_build(c, root, cfg);
 }
 

@@ -10,26 +10,30 @@
 
 /* ---- config.c: the server's YAML config (docs/server.md) ---- */
 
+#define CONFIG_LEASE_TTL_MS 30000 /* lease_timeout's default */
+
 enum forge { FORGE_GITHUB, FORGE_GITEA, FORGE_GITLAB };
 
 struct repo_conf {
-	char *name;		/* as the forge names it: "acme/widget" */
+	char *name; /* as the forge names it: "acme/widget" */
 	enum forge forge;
-	char *secret;		/* webhook secret (read from secret_file), NUL-free */
-	char *clone_url;	/* https://, or file:// (only when written in the config) */
-	char *clone_token;	/* for https clones (clone_token_file), or NULL */
-	char *status_token;	/* status_token_file's content, or NULL: no statuses */
-	char *api_url;		/* GitHub/Gitea/GitLab API base; NULL = the forge's default */
-	char **secrets;		/* "NAME=VALUE" granted to this repository's builds (secrets_file) */
-	int cancel_superseded;	/* a newer push to the same ref cancels the older build (default 1) */
+	char *secret;	       /* webhook secret (read from secret_file), NUL-free */
+	char *clone_url;       /* https://, or file:// (only when written in the config) */
+	char *clone_token;     /* for https clones (clone_token_file), or NULL */
+	char *status_token;    /* status_token_file's content, or NULL: no statuses */
+	char *api_url;	       /* GitHub/Gitea/GitLab API base; NULL = the forge's default */
+	char **secrets;	       /* "NAME=VALUE" granted to this repository's builds (secrets_file) */
+	int cancel_superseded; /* a newer push to the same ref cancels the older build (default 1)
+				*/
 };
 
 struct config {
-	char *listen;		/* "127.0.0.1:8080" */
-	char *url;		/* external base URL for links, no trailing slash */
-	char *agent_token;	/* agent_token_file's content */
-	char *admin_token;	/* admin_token_file's content, or NULL: no cancel/restart */
+	char *listen;		  /* "127.0.0.1:8080" */
+	char *url;		  /* external base URL for links, no trailing slash */
+	char *agent_token;	  /* agent_token_file's content */
+	char *admin_token;	  /* admin_token_file's content, or NULL: no cancel/restart */
 	char *tls_cert, *tls_key; /* PEM file contents, or NULL: plain HTTP */
+	int64_t lease_ttl_ms;	  /* lease_timeout: an agent silent this long loses its job */
 	struct repo_conf *repos;
 	size_t n_repos;
 };
@@ -52,12 +56,12 @@ enum hook_kind { HOOK_PING, HOOK_PUSH, HOOK_PULL_REQUEST, HOOK_IGNORED };
 /* What a verified delivery asks for. Strings are malloc'd; hook_clear() frees them. */
 struct hook {
 	enum hook_kind kind;
-	char *delivery;	 /* the forge's delivery id (header), or NULL */
-	char *repo;	 /* full name as the forge gives it */
-	char *ref;	 /* "refs/heads/main", "refs/tags/v1", "refs/pull/7/head" */
-	char *commit;	 /* 40 hex */
-	int trusted;	 /* 0 for pull requests from forks: no secrets */
-	char *ignored;	 /* HOOK_IGNORED: why ("branch deletion", "event issues") */
+	char *delivery; /* the forge's delivery id (header), or NULL */
+	char *repo;	/* full name as the forge gives it */
+	char *ref;	/* "refs/heads/main", "refs/tags/v1", "refs/pull/7/head" */
+	char *commit;	/* 40 hex */
+	int trusted;	/* 0 for pull requests from forks: no secrets */
+	char *ignored;	/* HOOK_IGNORED: why ("branch deletion", "event issues") */
 };
 void hook_clear(struct hook *h);
 
@@ -89,9 +93,9 @@ int hook_verify_parse(const struct hook_req *r, const char *secret, struct hook 
 
 enum build_status { B_QUEUED, B_RUNNING, B_PASSED, B_FAILED, B_CANCELED, B_ERROR };
 enum job_status {
-	J_WAITING,  /* its needs have not passed yet */
-	J_QUEUED,   /* ready for an agent */
-	J_RUNNING,  /* leased */
+	J_WAITING, /* its needs have not passed yet */
+	J_QUEUED,  /* ready for an agent */
+	J_RUNNING, /* leased */
 	J_PASSED,
 	J_FAILED,
 	J_TIMEOUT,
@@ -101,6 +105,9 @@ enum job_status {
 };
 const char *build_status_name(enum build_status s);
 const char *job_status_name(enum job_status s);
+/* The status a name means, or -1. */
+int build_status_parse(const char *name);
+int job_status_parse(const char *name);
 
 struct store;
 
@@ -111,9 +118,9 @@ struct job_row {
 	char **needs;	 /* names of jobs of the same build */
 	char **secrets;	 /* names it asks for */
 	enum job_status status;
-	int attempt;	 /* 1, then 2... after a lapsed lease */
+	int attempt;				/* 1, then 2... after a lapsed lease */
 	int64_t duration_ms, started, finished; /* ms since the epoch; 0 = not yet */
-	char *message;	 /* why it did not pass, or NULL */
+	char *message;				/* why it did not pass, or NULL */
 };
 
 struct build_row {
@@ -128,6 +135,7 @@ struct build_row {
 };
 
 void build_row_clear(struct build_row *b);
+void job_row_clear(struct job_row *j);
 
 int store_open(struct store **out, const char *dir, struct kci_err *err);
 void store_close(struct store *s);
@@ -141,15 +149,15 @@ void store_set_clock(struct store *s, int64_t (*now)(void *ctx), void *ctx);
  * Records a delivery id; 1 when it is new, 0 when it was seen before (its
  * build id in *build), so a replay creates nothing.
  */
-int store_delivery_once(struct store *s, const char *delivery, int64_t *build,
-			struct kci_err *err);
-int store_delivery_build(struct store *s, const char *delivery, int64_t build,
-			 struct kci_err *err);
+int store_delivery_once(struct store *s, const char *delivery, int64_t *build, struct kci_err *err);
+int store_delivery_build(struct store *s, const char *delivery, int64_t build, struct kci_err *err);
 
 /* A new build with its jobs (status WAITING or QUEUED as their needs say); *id set. */
-int store_build_add(struct store *s, const struct build_row *b, int64_t *id,
-		    struct kci_err *err);
+int store_build_add(struct store *s, const struct build_row *b, int64_t *id, struct kci_err *err);
 int store_build_get(struct store *s, int64_t id, struct build_row *out, struct kci_err *err);
+/* One job (its row, and its build's id in *build); KCI_NOTFOUND for an unknown id. */
+int store_job_get(struct store *s, int64_t id, struct job_row *out, int64_t *build,
+		  struct kci_err *err);
 /* The newest builds first, at most max (without their jobs' details beyond status). */
 int store_builds_list(struct store *s, size_t max, struct build_row **out, size_t *n,
 		      struct kci_err *err);
@@ -188,6 +196,11 @@ int store_lease_finish(struct store *s, int64_t lease, int64_t epoch, enum job_s
  * or ERROR past max_attempts. Returns how many were re-queued.
  */
 int store_leases_expire(struct store *s, int64_t now, int max_attempts, struct kci_err *err);
+/*
+ * Ends a live lease without a result: its agent stopped and handed the job
+ * back, which goes back to QUEUED as the same attempt. KCI_INVALID when stale.
+ */
+int store_lease_release(struct store *s, int64_t lease, int64_t epoch, struct kci_err *err);
 /* Whether the lease is live with this epoch (log chunks are accepted only then). */
 int store_lease_check(struct store *s, int64_t lease, int64_t epoch, int64_t *job,
 		      struct kci_err *err);
@@ -215,5 +228,48 @@ int store_log_append(struct store *s, int64_t build, const char *file_name, uint
 		     const void *data, size_t len, uint64_t *size, struct kci_err *err);
 /* The log's path, for reading (malloc'd). */
 char *store_log_path(struct store *s, int64_t build, const char *file_name);
+
+/* ---- jfield.c: members of a peer's JSON object, type-checked ---- */
+
+struct json_object;
+/* The string member key of o, or NULL when absent or not a string. */
+const char *jfield_str(struct json_object *o, const char *key);
+/* The integer member key of o, or -1 when absent or not an integer. */
+int64_t jfield_int(struct json_object *o, const char *key);
+
+/* ---- client.c: HTTP requests the agent and the status poster make (libcurl) ---- */
+
+struct client_req {
+	const char *method; /* "POST" (NULL) or "GET" */
+	const char *url;
+	const char *auth; /* a whole header line ("Authorization: Bearer ..."), or NULL */
+	const char *type; /* the body's Content-Type, or NULL */
+	const void *body;
+	size_t len;
+	long timeout_ms;	   /* the whole request; 0 = 30 s */
+	size_t max_answer;	   /* bytes of answer kept, more fails (KCI_PROTO); 0 = 64 KiB */
+	const volatile int *abort; /* set: the request stops (KCI_CANCELED) */
+};
+
+struct client_answer {
+	long status;
+	char *body; /* NUL-terminated, or NULL when empty */
+	size_t len;
+};
+
+/*
+ * One request, no redirects followed, certificates verified. 0 with
+ * a->status for any HTTP answer; < 0 when there was none (KCI_TIMEOUT,
+ * KCI_CANCELED, KCI_ERROR "URL: why").
+ */
+int client_request(const struct client_req *r, struct client_answer *a, struct kci_err *err);
+void client_answer_clear(struct client_answer *a);
+/*
+ * KCI_INVALID unless url is http(s)://HOST[:PORT]/... and, when plain http,
+ * on loopback or allowed by insecure.
+ */
+int client_url_check(const char *url, int insecure, struct kci_err *err);
+/* Whether url names this machine (localhost, 127.0.0.0/8, [::1]). */
+int client_url_loopback(const char *url);
 
 #endif

@@ -104,7 +104,7 @@ store_delivery_build(struct store *s, const char *delivery, int64_t build, struc
 static int
 build_from_row(struct store *s, sqlite3_stmt *st, struct build_row *b, struct kci_err *err)
 {
-	int status = store_build_status_parse((const char *)sqlite3_column_text(st, 6));
+	int status = build_status_parse((const char *)sqlite3_column_text(st, 6));
 
 	b->id = sqlite3_column_int64(st, 0);
 	b->repo = store_col_str(st, 1);
@@ -151,7 +151,7 @@ jobs_load(struct store *s, struct build_row *b, struct kci_err *err)
 		j->file_name = store_col_str(st, 3);
 		j->needs = json_strv((const char *)sqlite3_column_text(st, 4));
 		j->secrets = json_strv((const char *)sqlite3_column_text(st, 5));
-		status = store_job_status_parse((const char *)sqlite3_column_text(st, 6));
+		status = job_status_parse((const char *)sqlite3_column_text(st, 6));
 		j->attempt = sqlite3_column_int(st, 7);
 		j->duration_ms = sqlite3_column_int64(st, 8);
 		j->started = sqlite3_column_int64(st, 9);
@@ -184,6 +184,34 @@ build_load(struct store *s, int64_t id, struct build_row *out, struct kci_err *e
 	memset(&b, 0, sizeof(b));
 out:
 	sqlite3_finalize(st);
+	build_row_clear(&b);
+	return rc;
+}
+
+int
+store_job_get(struct store *s, int64_t id, struct job_row *out, int64_t *build, struct kci_err *err)
+{
+	struct build_row b = { 0 };
+	int64_t build_id = 0;
+	int rc;
+
+	pthread_mutex_lock(&s->mu);
+	if ((rc = store_tx_begin(s, "BEGIN", err)) == 0) {
+		if ((rc = store_sql_int(s, &build_id, err, "SELECT build_id FROM jobs WHERE id=?",
+					"l", id)) == 0)
+			rc = kci_err_set(err, KCI_NOTFOUND, "job %lld does not exist",
+					 (long long)id);
+		if (rc > 0)
+			rc = build_load(s, build_id, &b, err);
+		rc = store_tx_end(s, rc, err);
+	}
+	pthread_mutex_unlock(&s->mu);
+	for (size_t i = 0; rc == 0 && i < b.n_jobs; i++)
+		if (b.jobs[i].id == id) {
+			*out = b.jobs[i];
+			memset(&b.jobs[i], 0, sizeof(b.jobs[i]));
+			*build = build_id;
+		}
 	build_row_clear(&b);
 	return rc;
 }

@@ -21,14 +21,7 @@
 #define SCHEMA_VERSION 1
 #define LOG_NAME_MAX   200
 
-/*
- * Statuses are stored by name, so the database does not depend on the enums' order. The
- * names are also what the UI and /metrics show.
- */
-static const char *const build_names[] = { "queued", "running",	 "passed",
-					   "failed", "canceled", "error" };
-static const char *const job_names[] = { "waiting", "queued",  "running",  "passed", "failed",
-					 "timeout", "skipped", "canceled", "error" };
+/* Statuses are stored by name (status.c), so the database does not depend on the enums' order. */
 
 static const char schema_v1[] =
 	"CREATE TABLE builds(id INTEGER PRIMARY KEY AUTOINCREMENT, repo TEXT NOT NULL,"
@@ -59,38 +52,17 @@ static const char schema_v1[] =
 /* migrations[v - 1] takes the schema from version v - 1 to v. */
 static const char *const migrations[SCHEMA_VERSION] = { schema_v1 };
 
-const char *
-build_status_name(enum build_status s)
+void
+job_row_clear(struct job_row *j)
 {
-	return (unsigned)s <= B_ERROR ? build_names[s] : "unknown";
-}
-
-const char *
-job_status_name(enum job_status s)
-{
-	return (unsigned)s <= J_ERROR ? job_names[s] : "unknown";
-}
-
-/* The index of name in names, or -1. */
-static int
-status_parse(const char *const *names, int n, const char *name)
-{
-	for (int i = 0; name && i < n; i++)
-		if (strcmp(names[i], name) == 0)
-			return i;
-	return -1;
-}
-
-int
-store_build_status_parse(const char *name)
-{
-	return status_parse(build_names, B_ERROR + 1, name);
-}
-
-int
-store_job_status_parse(const char *name)
-{
-	return status_parse(job_names, J_ERROR + 1, name);
+	if (!j)
+		return;
+	free(j->name);
+	free(j->file_name);
+	kci_strv_free(j->needs);
+	kci_strv_free(j->secrets);
+	free(j->message);
+	memset(j, 0, sizeof(*j));
 }
 
 void
@@ -104,13 +76,8 @@ build_row_clear(struct build_row *b)
 	free(b->clone_url);
 	free(b->event);
 	free(b->error);
-	for (size_t i = 0; i < b->n_jobs; i++) {
-		free(b->jobs[i].name);
-		free(b->jobs[i].file_name);
-		kci_strv_free(b->jobs[i].needs);
-		kci_strv_free(b->jobs[i].secrets);
-		free(b->jobs[i].message);
-	}
+	for (size_t i = 0; i < b->n_jobs; i++)
+		job_row_clear(&b->jobs[i]);
 	free(b->jobs);
 	memset(b, 0, sizeof(*b));
 }

@@ -23,10 +23,6 @@ struct store {
 /* Now by the store's clock, in ms since the epoch. */
 int64_t store_now(struct store *s);
 
-/* The enum value for a status as stored (its name), or -1. */
-int store_build_status_parse(const char *name);
-int store_job_status_parse(const char *name);
-
 /* A job's log name is one harmless path component: not empty, no '/', no leading '.'. */
 int store_log_name_ok(const char *name);
 

@@ -212,6 +212,33 @@ store_lease_finish(struct store *s, int64_t lease, int64_t epoch, enum job_statu
 	return rc;
 }
 
+static int
+lease_release_locked(struct store *s, int64_t lease, int64_t epoch, struct kci_err *err)
+{
+	int64_t now = store_now(s), job, build;
+	int rc;
+
+	if ((rc = lease_live(s, lease, epoch, now, &job, &build, err)) < 0 ||
+	    (rc = store_sql_exec(s, err, "UPDATE leases SET ended=? WHERE id=?", "ll", now,
+				 lease)) < 0 ||
+	    (rc = store_sql_exec(s, err, "UPDATE jobs SET status='queued' WHERE id=?", "l", job)) <
+		    0)
+		return rc;
+	return store_build_settle(s, build, now, err);
+}
+
+int
+store_lease_release(struct store *s, int64_t lease, int64_t epoch, struct kci_err *err)
+{
+	int rc;
+
+	pthread_mutex_lock(&s->mu);
+	if ((rc = store_tx_begin(s, "BEGIN IMMEDIATE", err)) == 0)
+		rc = store_tx_end(s, lease_release_locked(s, lease, epoch, err), err);
+	pthread_mutex_unlock(&s->mu);
+	return rc;
+}
+
 int
 store_lease_check(struct store *s, int64_t lease, int64_t epoch, int64_t *job, struct kci_err *err)
 {
@@ -325,7 +352,7 @@ counts_locked(struct store *s, int64_t agent_seen_after, struct store_counts *c,
 		rc = store_sql_prep(s, &st, err,
 				    "SELECT status, COUNT(*) FROM jobs GROUP BY status", "");
 	while (rc >= 0 && (rc = store_sql_step(s, st, err)) == 1) {
-		int js = store_job_status_parse((const char *)sqlite3_column_text(st, 0));
+		int js = job_status_parse((const char *)sqlite3_column_text(st, 0));
 
 		if (js >= 0)
 			c->jobs_by_status[js] = sqlite3_column_int64(st, 1);

@@ -4,6 +4,6 @@ set -euo pipefail
 root=${1:-.}
 cd "$root"
 command -v clang-format >/dev/null || { echo "format: clang-format not installed"; exit 1; }
-mapfile -t files < <(find common vm agent engine runner jobs images tests bench -name '*.[ch]' 2>/dev/null | sort)
+mapfile -t files < <(find common vm agent engine server runner jobs images tests bench -name '*.[ch]' 2>/dev/null | sort)
 clang-format --dry-run --Werror "${files[@]}"
 echo "format: ${#files[@]} files ok"
