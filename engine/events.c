@@ -89,7 +89,8 @@ kci_engine_log_line(const struct kci_event *ev)
 		return kci_xasprintf("== step %zu: %s", ev->step + 1, ev->step_name);
 	case KCI_EV_STEP_END:
 		return kci_xasprintf("== step %zu %s (exit %d) in %s", ev->step + 1,
-				     ev->state == KCI_JOB_PASSED ? "passed" : "failed", ev->exit_code,
+				     ev->state == KCI_JOB_PASSED ? "passed" : "failed",
+				     ev->exit_code,
 				     kci_format_duration(d, sizeof(d), ev->duration_ms));
 	case KCI_EV_JOB_END:
 		return kci_xasprintf("== job %s in %s%s%.*s", kci_engine_job_state_name(ev->state),

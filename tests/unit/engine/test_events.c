@@ -64,7 +64,9 @@ steps_are_numbered_from_one(void **state)
 static void
 job_end_says_why(void **state)
 {
-	struct kci_event ok = { .kind = KCI_EV_JOB_END, .state = KCI_JOB_PASSED, .duration_ms = 1000 };
+	struct kci_event ok = { .kind = KCI_EV_JOB_END,
+				.state = KCI_JOB_PASSED,
+				.duration_ms = 1000 };
 	struct kci_event bad = { .kind = KCI_EV_JOB_END,
 				 .state = KCI_JOB_TIMEOUT,
 				 .duration_ms = 1000,
