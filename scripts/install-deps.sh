@@ -12,4 +12,5 @@ apt-get install -y -q --no-install-recommends \
 	libarchive-dev libjson-c-dev libcmocka-dev libseccomp-dev libcurl4-openssl-dev \
 	libgit2-dev libyaml-dev libssl-dev libmicrohttpd-dev libsqlite3-dev \
 	qemu-system-x86 e2fsprogs kmod cpio bc procps python3 ca-certificates \
-	docker-registry umoci skopeo zstd apache2-utils curl passt iproute2 nftables
+	docker-registry umoci skopeo zstd apache2-utils curl passt iproute2 nftables \
+	chromium nodejs npm
