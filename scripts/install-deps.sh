@@ -13,4 +13,10 @@ apt-get install -y -q --no-install-recommends \
 	libgit2-dev libyaml-dev libssl-dev libmicrohttpd-dev libsqlite3-dev \
 	qemu-system-x86 e2fsprogs kmod cpio bc procps python3 ca-certificates \
 	docker-registry umoci skopeo zstd apache2-utils curl passt iproute2 nftables \
-	chromium nodejs npm
+	chromium
+# The web UI's browser test drives chromium with playwright-core from npm. A machine whose
+# Node.js comes from elsewhere (NodeSource ships npm inside nodejs, and conflicts with
+# Debian's npm) keeps it.
+if ! command -v npm >/dev/null; then
+	apt-get install -y -q --no-install-recommends nodejs npm
+fi
