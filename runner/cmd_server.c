@@ -60,6 +60,8 @@ static const char agent_usage[] =
 	"      --capacity N      jobs at once (default: from host CPUs and memory)\n"
 	"      --insecure        allow plain http to a server that is not on loopback\n"
 	"                        (the token and the jobs' secrets cross in the clear)\n"
+	"      --ca-file FILE    trust the CAs in FILE (PEM) for the server's certificate\n"
+	"                        instead of the system's\n"
 	"      --registry HOST   let the pipelines' images come from HOST[:PORT] over HTTPS\n"
 	"                        (repeatable; docker.io for Docker Hub)\n"
 	"      --insecure-registry HOST\n"
@@ -80,6 +82,7 @@ enum {
 	OPT_TOKEN_FILE,
 	OPT_NAME,
 	OPT_INSECURE,
+	OPT_CA_FILE,
 	OPT_REGISTRY,
 	OPT_INSECURE_REGISTRY,
 	OPT_TIMEOUT,
@@ -109,6 +112,7 @@ static const struct option agent_opts[] = {
 	{ "name", required_argument, NULL, OPT_NAME },
 	{ "capacity", required_argument, NULL, OPT_CAPACITY },
 	{ "insecure", no_argument, NULL, OPT_INSECURE },
+	{ "ca-file", required_argument, NULL, OPT_CA_FILE },
 	{ "registry", required_argument, NULL, OPT_REGISTRY },
 	{ "insecure-registry", required_argument, NULL, OPT_INSECURE_REGISTRY },
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
@@ -167,6 +171,12 @@ parse(const char *cmd, int argc, char **argv, const struct option *longs, const 
 			break;
 		case OPT_INSECURE:
 			o->agent.insecure = 1;
+			break;
+		case OPT_CA_FILE:
+			if (access(optarg, R_OK) < 0)
+				return bad_value(cmd, "--ca-file", optarg,
+						 "a readable PEM file of CA certificates");
+			o->agent.ca_file = optarg;
 			break;
 		case OPT_CAPACITY:
 			if (kci_parse_uint(optarg, 1, 256, &o->agent.capacity) < 0)

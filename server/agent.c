@@ -138,19 +138,21 @@ reachable(struct agent *a, int yes, const char *why, int64_t retry_ms)
 
 /* POSTs to the server's API; 0 with a->status, or < 0 without an answer. */
 static int
-api(struct agent *a, const char *path, const char *body, size_t len, long timeout_ms,
-    size_t max_answer, const volatile int *abort, struct client_answer *ans, struct kci_err *err)
+api(struct agent *a, const char *path, const char *type, const char *body, size_t len,
+    long timeout_ms, size_t max_answer, const volatile int *abort, struct client_answer *ans,
+    struct kci_err *err)
 {
 	char *url = kci_xasprintf("%s%s", a->base, path);
 	struct client_req r = { .url = url,
 				.auth = a->auth,
-				.type = len && body && body[0] == '{' ? "application/json"
-								      : "application/octet-stream",
+				.type = type,
 				.body = body,
 				.len = len,
 				.timeout_ms = timeout_ms,
 				.max_answer = max_answer,
-				.abort = abort };
+				.abort = abort,
+				.ca_file = a->o->ca_file,
+				.ca_pem = a->o->ca_pem };
 	int rc = client_request(&r, ans, err);
 
 	free(url);
@@ -252,7 +254,8 @@ send_log(struct job *j, int64_t *last_ok)
 	snprintf(path, sizeof(path), "/api/v1/leases/%lld/log?epoch=%lld&offset=%llu",
 		 (long long)j->lease, (long long)j->epoch, (unsigned long long)base);
 	pthread_mutex_unlock(&j->lock);
-	rc = api(j->a, path, chunk, n, j->ttl_ms / 4, 0, NULL, &ans, &err);
+	rc = api(j->a, path, "application/octet-stream", chunk, n, j->ttl_ms / 4, 0, NULL, &ans,
+		 &err);
 	free(chunk);
 	pthread_mutex_lock(&j->lock);
 	if (rc < 0) {
@@ -293,16 +296,20 @@ heartbeat(struct job *j, int64_t *last_ok)
 	snprintf(path, sizeof(path), "/api/v1/leases/%lld/heartbeat?epoch=%lld",
 		 (long long)j->lease, (long long)j->epoch);
 	pthread_mutex_unlock(&j->lock);
-	rc = api(j->a, path, NULL, 0, j->ttl_ms / 4, 0, NULL, &ans, &err);
+	rc = api(j->a, path, NULL, NULL, 0, j->ttl_ms / 4, 0, NULL, &ans, &err);
 	pthread_mutex_lock(&j->lock);
-	if (rc < 0) {
-		reachable(j->a, 0, err.msg, BACKOFF_MAX_MS);
-	} else if (ans.status == 200) {
+	if (rc == 0 && ans.status == 200) {
 		reachable(j->a, 1, NULL, 0);
 		*last_ok = mono_ms();
-	} else if (ans.status == 409 || ans.status == 404) {
+	} else if (rc == 0 && (ans.status == 409 || ans.status == 404)) {
 		job_lose(j, "the server ended its lease (the build was canceled, or the agent "
 			    "was too slow to renew it)");
+	} else {
+		reachable(j->a, 0, rc < 0 ? err.msg : "a heartbeat was answered with an error",
+			  BACKOFF_MAX_MS);
+		/* Asked and not answered for a whole lease: the server has moved on. */
+		if (mono_ms() - *last_ok > j->ttl_ms)
+			job_lose(j, "the server could not be reached for longer than its lease");
 	}
 	client_answer_clear(&ans);
 }
@@ -326,7 +333,8 @@ finish(struct job *j, int64_t *last_ok)
 	const char *body = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	snprintf(path, sizeof(path), "/api/v1/leases/%lld/finish", (long long)j->lease);
 	pthread_mutex_unlock(&j->lock);
-	rc = api(j->a, path, body, strlen(body), j->ttl_ms / 4, 0, NULL, &ans, &err);
+	rc = api(j->a, path, "application/json", body, strlen(body), j->ttl_ms / 4, 0, NULL, &ans,
+		 &err);
 	json_object_put(o);
 	pthread_mutex_lock(&j->lock);
 	if (rc < 0) {
@@ -353,7 +361,7 @@ release(struct job *j)
 
 	snprintf(path, sizeof(path), "/api/v1/leases/%lld/release?epoch=%lld", (long long)j->lease,
 		 (long long)j->epoch);
-	if (api(j->a, path, NULL, 0, 10000, 0, NULL, &ans, &err) == 0 && ans.status == 200)
+	if (api(j->a, path, NULL, NULL, 0, 10000, 0, NULL, &ans, &err) == 0 && ans.status == 200)
 		agent_log(j->a, "build %lld job %s: handed back to the server", (long long)j->build,
 			  j->name);
 	else
@@ -384,8 +392,6 @@ pump_main(void *arg)
 	for (;;) {
 		int64_t now = mono_ms();
 
-		if (!j->lost && now - last_ok > j->ttl_ms)
-			job_lose(j, "the server could not be reached for longer than its lease");
 		/* A job stopped by a hand-back is not reported: it runs again. */
 		if (j->lost || (j->ended && handed_back(j)))
 			break;
@@ -401,12 +407,14 @@ pump_main(void *arg)
 			continue;
 		}
 		if (j->ended && !j->len && now >= retry_at) {
-			if (j->dropped)
+			if (j->dropped) {
 				agent_log(j->a,
 					  "build %lld job %s: %llu bytes of its log were dropped "
 					  "while the server was away",
 					  (long long)j->build, j->name,
 					  (unsigned long long)j->dropped);
+				j->dropped = 0;
+			}
 			int rc = finish(j, &last_ok);
 			if (rc == 0)
 				break;
@@ -583,14 +591,13 @@ job_run(struct job *j)
 		kci_err_prefix(&err, "builds of pull requests from forks get no secrets");
 	if (rc < 0)
 		goto fail;
+	if (a->handback) {
+		j->status = "canceled"; /* handed back before it started */
+		goto out;
+	}
 	if (!mkdtemp(out)) {
 		rc = kci_err_sys(&err, errno, "create %s", out);
-		*strrchr(out, '/') = '\0';
 		goto fail;
-	}
-	if (a->handback) {
-		j->status = "canceled";
-		goto out;
 	}
 	struct kci_engine_opts eo = { .kit = a->kit,
 				      .out_dir = out,
@@ -683,8 +690,8 @@ slot_main(void *arg)
 		struct client_answer ans;
 		struct job *j;
 
-		if (api(a, path, NULL, 0, POLL_TIMEOUT_MS, LEASE_ANSWER_MAX, &a->draining, &ans,
-			&err) < 0) {
+		if (api(a, path, NULL, NULL, 0, POLL_TIMEOUT_MS, LEASE_ANSWER_MAX, &a->draining,
+			&ans, &err) < 0) {
 			if (err.code == KCI_CANCELED)
 				break;
 			reachable(a, 0, err.msg, BACKOFF_MAX_MS);
@@ -728,8 +735,8 @@ agent_register(struct agent *a, struct kci_err *err)
 		struct kci_err e = KCI_ERR_INIT;
 		json_object *r, *v;
 
-		if (api(a, "/api/v1/agents", body, strlen(body), 30000, 0, &a->draining, &ans, &e) <
-		    0) {
+		if (api(a, "/api/v1/agents", "application/json", body, strlen(body), 30000, 0,
+			&a->draining, &ans, &e) < 0) {
 			if (e.code == KCI_CANCELED)
 				break;
 			reachable(a, 0, e.msg, BACKOFF_MAX_MS);

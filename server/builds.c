@@ -163,6 +163,9 @@ builds_report(struct server *s, int64_t id)
 
 	if (store_build_get(s->store, id, &b, &err) < 0)
 		return;
+	if (b.status != B_QUEUED && b.status != B_RUNNING)
+		server_log(s, "build %lld %s: %s %s at %.12s", (long long)b.id,
+			   build_status_name(b.status), b.repo, b.ref, b.commit);
 	statusq_push(s->statusq, &b);
 	build_row_clear(&b);
 }

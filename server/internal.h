@@ -249,6 +249,12 @@ struct client_req {
 	long timeout_ms;	   /* the whole request; 0 = 30 s */
 	size_t max_answer;	   /* bytes of answer kept, more fails (KCI_PROTO); 0 = 64 KiB */
 	const volatile int *abort; /* set: the request stops (KCI_CANCELED) */
+	const char *ca_file;	   /* trust these CAs instead of the system's, or NULL */
+	/*
+	 * Trust exactly this PEM certificate and skip the host name check, or NULL:
+	 * for kci serve's own agent on loopback, whose certificate names the public host.
+	 */
+	const char *ca_pem;
 };
 
 struct client_answer {

@@ -90,6 +90,7 @@ local_agent_start(struct local_agent *la, struct server *s, const struct kci_ser
 	if (!la->o.name)
 		la->o.name = "local";
 	la->o.insecure = 1;
+	la->o.ca_pem = s->cfg->tls_cert; /* its own certificate, on loopback */
 	la->o.stop_fd = la->stop[0];
 	if (pthread_create(&la->thread, NULL, local_agent_main, la) != 0)
 		return kci_err_set(err, KCI_ERROR, "cannot start the local agent");

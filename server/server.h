@@ -13,13 +13,15 @@
 #include "engine/engine.h"
 
 struct kci_agent_opts {
-	const char *server; /* base URL: https://ci.example.com */
-	const char *token;  /* the shared agent token */
-	const char *name;   /* shown by the server; NULL = the host name */
-	unsigned capacity;  /* jobs at once; 0 = kci_engine_default_jobs() */
-	int insecure;	    /* allow plain http to a non-loopback server */
-	const char *home;   /* KCI_HOME: store, cache, VMs, mirrors; NULL = kci_home() */
-	const char *kernel; /* guest kernel override, or NULL */
+	const char *server;  /* base URL: https://ci.example.com */
+	const char *token;   /* the shared agent token */
+	const char *name;    /* shown by the server; NULL = the host name */
+	unsigned capacity;   /* jobs at once; 0 = kci_engine_default_jobs() */
+	int insecure;	     /* allow plain http to a non-loopback server */
+	const char *ca_file; /* --ca-file: the CAs that sign the server's certificate, or NULL */
+	const char *ca_pem;  /* kci serve's own agent: trust exactly its server's certificate */
+	const char *home;    /* KCI_HOME: store, cache, VMs, mirrors; NULL = kci_home() */
+	const char *kernel;  /* guest kernel override, or NULL */
 	enum kci_accel accel;
 	/* What the jobs may use, as kci run's flags say it (--registry, --timeout, ...). */
 	struct kci_registry_policy registries;

@@ -28,7 +28,7 @@ def test(env):
     sha = make_repo(path, {".kci.yml": PIPELINE.replace("$KCI_MARK", "one")})
     repo = {"name": "acme/widget", "forge": "github", "secret": "s3cret",
             "clone_url": "file://" + path}
-    config = env.config([repo], extra="lease_timeout: 3s")
+    config = env.config([repo], extra="lease_timeout: 5s")
     server = env.serve(config, "--no-local-agent")
     agents = {"a": env.agent("a", "--capacity", "1"), "b": env.agent("b", "--capacity", "1")}
     wait_for("both agents to register",
@@ -117,6 +117,22 @@ def test(env):
     check(rc == 0 and b3["status"] == "passed" and b3["jobs"][0]["attempt"] == 1,
           "an agent stopped with SIGTERM finishes its job first", f"{rc} {json.dumps(b3)}")
     check("stopping: no new jobs" in agents[h].text(), "and says so")
+    # ---- a newer push to the same branch cancels the older build, VM and all ----
+    survivor = [n for n in names if n != h][0]
+    sha4 = commit(path, {".kci.yml": PIPELINE.replace("$KCI_MARK", "four")}, "four")
+    bid4 = push(sha4, before=sha3)
+    wait_for("the job to start", lambda: "marker-started four" in env.log(bid4, "slow"), 180)
+    sha5 = commit(path, {".kci.yml": PIPELINE.replace("$KCI_MARK", "five")}, "five")
+    bid5 = push(sha5, before=sha4)
+    b4 = env.wait_build(bid4, 60)
+    check(b4["status"] == "canceled" and b4["jobs"][0]["status"] == "canceled",
+          "a newer push to the branch cancels the running build", json.dumps(b4))
+    wait_for("the agent to stop the canceled job's VM",
+             lambda: re.search(rf"build {bid4} job slow: the server (ended its lease|refused)",
+                               agents[survivor].text()), 60)
+    b5 = env.wait_build(bid5, 300)
+    check(b5["status"] == "passed", "and the newer build runs and passes", json.dumps(b5))
+    check("marker-done four" not in env.log(bid4, "slow"), "the canceled job did not go on")
     server.signal(signal.SIGTERM)
     check(server.wait(60) == 0, "the server stops")
 

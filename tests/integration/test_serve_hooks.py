@@ -162,6 +162,18 @@ def test(env):
     check(glr["headers"].get("private-token") == "tok-gitlab" and glr["body"].get("name") == "kci",
           "GitLab statuses use PRIVATE-TOKEN and name", json.dumps(glr))
 
+    # ---- cancel and restart, with the admin token only ----
+    code, _ = env.post(f"/api/v1/builds/{gh_build}/restart")
+    check(code == 401, "restart without the admin token is 401", str(code))
+    code, answer = env.post(f"/api/v1/builds/{gh_build}/restart", token=env.token("admin.token"))
+    check(code == 201, "restart with the admin token makes a new build", f"{code} {answer}")
+    again = env.wait_build(json.loads(answer)["build"])
+    check(again["status"] == "passed" and again["commit"] == gh["sha"],
+          "the restarted build runs the same commit and passes", json.dumps(again))
+    code, _ = env.post(f"/api/v1/builds/{gh_build}/cancel", token=env.token("admin.token"))
+    check(code == 200 and env.build(gh_build)["status"] == "passed",
+          "canceling a finished build changes nothing", str(code))
+
     # ---- /metrics ----
     metrics = env.get("/metrics", raw=True) or ""
 
@@ -173,12 +185,15 @@ def test(env):
           "/metrics counts the refused deliveries", metrics[-1500:])
     check(metric('kci_webhook_deliveries_total{result="too_large"}') == 1
           and metric('kci_webhook_deliveries_total{result="duplicate"}') == 1
-          and metric('kci_webhook_deliveries_total{result="accepted"}') == 5,
+          and metric('kci_webhook_deliveries_total{result="accepted"}') == 5
+          and metric('kci_webhook_deliveries_total{result="malformed"}') == 2
+          and metric('kci_webhook_deliveries_total{result="unknown_repo"}') == 1
+          and metric('kci_webhook_deliveries_total{result="ignored"}') == 1,
           "/metrics counts deliveries by result")
-    check(metric('kci_job_results_total{status="passed"}') == 3
+    check(metric('kci_job_results_total{status="passed"}') == 4
           and metric('kci_job_results_total{status="failed"}') == 1,
           "/metrics counts job results")
-    check((metric("kci_vm_boot_seconds_count") or 0) == 4, "/metrics has a boot time per job")
+    check((metric("kci_vm_boot_seconds_count") or 0) == 5, "/metrics has a boot time per job")
     check(metric("kci_queue_depth") == 0 and metric("kci_agents_connected") == 1,
           "/metrics: nothing queued, the local agent connected")
 
