@@ -97,10 +97,16 @@ boot(struct agent *a)
 	if (mounts_early(&err) < 0)
 		agent_fatal(a, "%s", err.msg);
 	console_init();
+	/*
+	 * Console only (not yet on the port): if a boot ever stalls, the host's
+	 * error shows the console's last lines, and these say how far it got.
+	 */
+	agent_log(NULL, "boot: started");
 	threaded = pthread_create(&thread, NULL, loopback_thread, &lo) == 0;
 	net = net_wanted(&nc);
 	const char *const lists[] = { MODULES_LIST, net > 0 ? MODULES_NET_LIST : NULL, NULL };
 	modules_load(a, lists);
+	agent_log(NULL, "boot: modules loaded");
 	/* A few ioctls: no disk I/O, so not worth a thread. */
 	if (net > 0)
 		net_rc = net_nic_up(&nc, &net_what);

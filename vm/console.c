@@ -65,3 +65,10 @@ console_panic_line(struct console_ring *r, char *buf, size_t size)
 	snprintf(buf, size, "%.*s", (int)(end ? end - p : (long)strlen(p)), p);
 	return buf;
 }
+
+int
+console_shows(struct console_ring *r, const char *needle)
+{
+	linearise(r);
+	return strstr(r->tail, needle) != NULL;
+}

@@ -175,6 +175,8 @@ void console_ring_add(struct console_ring *r, const char *p, size_t n);
 const char *console_ring_tail(struct console_ring *r, int lines);
 /* The panic line ("Kernel panic - not syncing: ...") if the console shows one, else NULL. */
 const char *console_panic_line(struct console_ring *r, char *buf, size_t size);
+/* 1 if the console's kept bytes hold `needle`. */
+int console_shows(struct console_ring *r, const char *needle);
 
 /*
  * Removes cache files named PREFIX*SUFFIX other than `keep` that were last

@@ -281,7 +281,7 @@ start_net(struct kci_vm *vm, const char *cache_dir, int log_fd, int *qemu_end, s
 	 * same rules go into a network namespace of the VM's own (passt.c).
 	 */
 	if (geteuid() == 0) {
-		if ((rc = net_filter_acquire(cache_dir, err)) < 0)
+		if (!vm->filtered && (rc = net_filter_acquire(cache_dir, err)) < 0)
 			return rc;
 		vm->filtered = 1;
 		runas = KCI_NET_UID;
@@ -323,7 +323,9 @@ make_qmp(struct kci_vm *vm, struct kci_err *err)
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	int fd;
 
+	free(vm->qmp_path);
 	vm->qmp_path = kci_xasprintf("%s/qmp.sock", vm->dir);
+	(void)unlink(vm->qmp_path); /* a relaunch's: QEMU is gone */
 	if (strlen(vm->qmp_path) >= sizeof(sa.sun_path))
 		return kci_err_set(err, KCI_INVALID, "runtime dir path too long for a socket: %s",
 				   vm->qmp_path);
@@ -410,9 +412,11 @@ make_limits(struct kci_vm *vm, const struct kci_vm_opts *o, struct kci_err *err)
 
 /* Starts QEMU in its jail, with the sockets it needs at fixed fd numbers. */
 static int
-spawn(struct kci_vm *vm, const struct kci_vm_opts *o, struct qemu_cmd *cmd, const char *scratch,
-      const char *workspace, int console, int agent, int qmp, int net, struct kci_err *err)
+spawn(struct kci_vm *vm, struct qemu_cmd *cmd, int console, int agent, int qmp, int net,
+      struct kci_err *err)
 {
+	const struct vm_boot *o = vm->boot;
+	const char *scratch = o->scratch, *workspace = o->workspace;
 	struct jail j = { .out_fd = -1, .hostname = "kci-vm", .kvm = o->accel == KCI_ACCEL_KVM };
 	int errpipe[2] = { -1, -1 }, rc = 0;
 	char *root = kci_xasprintf("%s/root", vm->dir), *exe = NULL;
@@ -424,7 +428,7 @@ spawn(struct kci_vm *vm, const struct kci_vm_opts *o, struct qemu_cmd *cmd, cons
 				 "qemu-system-x86)");
 		goto out;
 	}
-	if (mkdir(root, 0755) < 0) {
+	if (mkdir(root, 0755) < 0 && errno != EEXIST) {
 		rc = kci_err_sys(err, errno, "mkdir %s", root);
 		goto out;
 	}
@@ -480,35 +484,19 @@ out:
 	return rc;
 }
 
-int
-kci_vm_start(struct kci_vm **out, const struct kci_vm_opts *o, struct kci_err *err)
+/*
+ * Passt (with a NIC) and QEMU, for vm->boot: the part of kci_vm_start() that
+ * vm_relaunch() repeats.
+ */
+static int
+launch(struct kci_vm *vm, struct kci_err *err)
 {
-	struct kci_vm *vm = kci_xcalloc(1, sizeof(*vm));
+	const struct vm_boot *b = vm->boot;
 	int con[2] = { -1, -1 }, agent[2] = { -1, -1 }, qmp = -1, net = -1, rc;
-	char *scratch = NULL, *workspace = NULL;
 
-	vm->pidfd = vm->agent_fd = vm->console_fd = vm->stderr_fd = vm->lock_fd = -1;
-	vm->uid_lock_fd = -1;
-	vm->console_copy_fd = o->console_fd;
-	vm->dec = kci_xmalloc(sizeof(*vm->dec));
-	kci_decoder_init(vm->dec);
-	vm->started_ms = vm_now_ms();
-	vm->deadline_ms = o->timeout_ms > 0 ? vm->started_ms + o->timeout_ms : 0;
-	if ((rc = check_room(o, err)) < 0 || (rc = make_run_dir(vm, o->run_dir, err)) < 0 ||
-	    (rc = make_limits(vm, o, err)) < 0)
-		goto out;
-	if (o->scratch_mib &&
-	    (rc = make_scratch(vm, o->cache_dir, o->scratch_mib, &scratch, err)) < 0)
-		goto out;
-	if (o->workspace && (rc = make_workspace(vm, o->workspace, &workspace, err)) < 0)
-		goto out;
-	if (o->network != KCI_VM_NET_NONE && o->network != KCI_VM_NET_NAT) {
-		rc = kci_err_set(err, KCI_INVALID, "unknown network mode %d", o->network);
-		goto out;
-	}
-	if (o->network == KCI_VM_NET_NAT &&
-	    (rc = start_net(vm, o->cache_dir, o->console_fd, &net, err)) < 0)
-		goto out;
+	if (b->network == KCI_VM_NET_NAT &&
+	    (rc = start_net(vm, b->cache_dir, b->console_fd, &net, err)) < 0)
+		return rc;
 	if ((qmp = make_qmp(vm, err)) < 0) {
 		rc = qmp;
 		goto out;
@@ -521,25 +509,22 @@ kci_vm_start(struct kci_vm **out, const struct kci_vm_opts *o, struct kci_err *e
 	struct qemu_cmd cmd = {
 		.name = vm->dir,
 		.net = net >= 0 ? VM_NET_ADDRESSING : NULL,
-		.accel = o->accel,
-		.cpus = o->cpus,
-		.memory_mib = o->memory_mib,
+		.accel = b->accel,
+		.cpus = b->cpus,
+		.memory_mib = b->memory_mib,
 		.tsc_khz = kci_vm_host_tsc_khz(),
 		.console_fd = CHILD_CONSOLE_FD,
 		.agent_fd = CHILD_AGENT_FD,
 		.qmp_fd = CHILD_QMP_FD,
 		.net_fd = CHILD_NET_FD,
 	};
-	if ((rc = spawn(vm, o, &cmd, scratch, workspace, con[1], agent[1], qmp, net, err)) < 0)
+	if ((rc = spawn(vm, &cmd, con[1], agent[1], qmp, net, err)) < 0)
 		goto out;
 	vm->console_fd = con[0];
 	vm->agent_fd = agent[0];
 	con[0] = agent[0] = -1;
 	set_nonblock(vm->console_fd);
 	set_nonblock(vm->agent_fd);
-	rc = 0;
-	*out = vm;
-	vm = NULL;
 out:
 	for (int i = 0; i < 2; i++) {
 		if (con[i] >= 0)
@@ -551,10 +536,105 @@ out:
 		close(qmp);
 	if (net >= 0)
 		close(net);
-	free(scratch);
-	free(workspace);
+	return rc;
+}
+
+static void
+boot_free(struct vm_boot *b)
+{
+	if (!b)
+		return;
+	free(b->qemu);
+	free(b->kernel);
+	free(b->initrd);
+	free(b->rootfs);
+	free(b->cache_dir);
+	free(b->scratch);
+	free(b->workspace);
+	free(b);
+}
+
+int
+kci_vm_start(struct kci_vm **out, const struct kci_vm_opts *o, struct kci_err *err)
+{
+	struct kci_vm *vm = kci_xcalloc(1, sizeof(*vm));
+	struct vm_boot *b;
+	int rc;
+
+	vm->pidfd = vm->agent_fd = vm->console_fd = vm->stderr_fd = vm->lock_fd = -1;
+	vm->uid_lock_fd = -1;
+	vm->console_copy_fd = o->console_fd;
+	vm->dec = kci_xmalloc(sizeof(*vm->dec));
+	kci_decoder_init(vm->dec);
+	vm->started_ms = vm->booted_ms = vm_now_ms();
+	vm->deadline_ms = o->timeout_ms > 0 ? vm->started_ms + o->timeout_ms : 0;
+	/* Copies: a relaunch happens long after the caller's options are gone. */
+	vm->boot = b = kci_xcalloc(1, sizeof(*b));
+	b->qemu = o->qemu ? kci_xstrdup(o->qemu) : NULL;
+	b->kernel = kci_xstrdup(o->kernel);
+	b->initrd = kci_xstrdup(o->initrd);
+	b->rootfs = o->rootfs ? kci_xstrdup(o->rootfs) : NULL;
+	b->cache_dir = o->cache_dir ? kci_xstrdup(o->cache_dir) : NULL;
+	b->accel = o->accel;
+	b->cpus = o->cpus;
+	b->memory_mib = o->memory_mib;
+	b->console_fd = o->console_fd;
+	b->network = o->network;
+	if (o->network != KCI_VM_NET_NONE && o->network != KCI_VM_NET_NAT) {
+		rc = kci_err_set(err, KCI_INVALID, "unknown network mode %d", o->network);
+		goto out;
+	}
+	if ((rc = check_room(o, err)) < 0 || (rc = make_run_dir(vm, o->run_dir, err)) < 0 ||
+	    (rc = make_limits(vm, o, err)) < 0)
+		goto out;
+	if (o->scratch_mib &&
+	    (rc = make_scratch(vm, o->cache_dir, o->scratch_mib, &b->scratch, err)) < 0)
+		goto out;
+	if (o->workspace && (rc = make_workspace(vm, o->workspace, &b->workspace, err)) < 0)
+		goto out;
+	if ((rc = launch(vm, err)) < 0)
+		goto out;
+	*out = vm;
+	vm = NULL;
+out:
 	kci_vm_free(vm);
 	return rc;
+}
+
+/* Kills QEMU and passt and forgets them; the VM's dir, disks, cgroup and filter stay. */
+static void
+stop_processes(struct kci_vm *vm)
+{
+	/*
+	 * SIGKILL, not a polite power-off: the scratch disk is thrown away and the
+	 * root disk is read-only, so there is nothing to flush, and a guest gets no
+	 * say in how long its teardown takes.
+	 */
+	if (vm->pid > 0) {
+		kill(vm->pid, SIGKILL);
+		vm_reap(vm, 1);
+	}
+	passt_stop(vm->passt_pid);
+	vm->passt_pid = 0;
+	int *fds[] = { &vm->pidfd, &vm->agent_fd, &vm->console_fd, &vm->stderr_fd };
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		if (*fds[i] >= 0)
+			close(*fds[i]);
+		*fds[i] = -1;
+	}
+}
+
+int
+vm_relaunch(struct kci_vm *vm, struct kci_err *err)
+{
+	stop_processes(vm);
+	kci_decoder_init(vm->dec);
+	memset(&vm->console, 0, sizeof(vm->console));
+	memset(&vm->qemu_stderr, 0, sizeof(vm->qemu_stderr));
+	vm->ready = 0;
+	vm->booted_ms = vm_now_ms();
+	vm->relaunches++;
+	return launch(vm, err);
 }
 
 static void
@@ -618,24 +698,10 @@ kci_vm_free(struct kci_vm *vm)
 {
 	if (!vm)
 		return;
-	/*
-	 * SIGKILL, not a polite power-off: the scratch disk is thrown away and the
-	 * root disk is read-only, so there is nothing to flush, and a guest gets no
-	 * say in how long its teardown takes.
-	 */
-	if (vm->pid > 0) {
-		kill(vm->pid, SIGKILL);
-		vm_reap(vm, 1);
-	}
-	passt_stop(vm->passt_pid);
-	vm->passt_pid = 0;
+	stop_processes(vm);
 	/* Only once passt is gone: nothing of this VM's may run unfiltered. */
 	if (vm->filtered)
 		net_filter_release();
-	int fds[] = { vm->pidfd, vm->agent_fd, vm->console_fd, vm->stderr_fd };
-	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
 	/* QEMU is reaped: its cgroup is empty, its uid free for the next VM. */
 	cgroup_remove(vm->cg);
 	if (vm->uid_lock_fd >= 0)
@@ -644,6 +710,7 @@ kci_vm_free(struct kci_vm *vm)
 		kci_rm_rf(vm->dir, NULL);
 	if (vm->lock_fd >= 0)
 		close(vm->lock_fd);
+	boot_free(vm->boot);
 	free(vm->dir);
 	free(vm->qmp_path);
 	free(vm->dec);

@@ -24,6 +24,17 @@
 /* The agent heartbeats every 2 s; this much silence means it is gone. */
 #define SILENCE_TIMEOUT_MS 30000
 #define CONSOLE_LINES	   12
+/*
+ * Under TCG on a busy host the guest kernel can mis-measure its local APIC
+ * timer (its vCPU is descheduled inside the 100 ms calibration), turn the
+ * timer off and, with no other clock event device on microvm, hang for good
+ * while bringing up its other CPUs. It says so first (at loglevel 5, which
+ * qemu.c sets), so such a boot is redone at once, up to BOOT_TRIES boots.
+ * A boot that stalls without a word (seen rarely, under load, after the
+ * kernel's last quiet-mode line) is redone once, when BOOT_TIMEOUT_MS passes.
+ */
+#define BOOT_TRIES		3
+#define BOOT_CALIBRATION_FAILED "APIC frequency too slow"
 
 /* Frames queued for the agent; STDIN is read only when this is empty, so it stays small. */
 struct outq {
@@ -105,6 +116,42 @@ vm_death_error(struct kci_vm *vm, const char *what, struct kci_err *err)
 	vm->broken = 1;
 	return kci_err_set(err, KCI_ERROR, "%s%s%s", reason,
 			   tail[0] ? "\nlast guest console lines:\n" : "", tail);
+}
+
+/* Boots the VM again (vm_relaunch) after a failed boot: 1, or an error. */
+static int
+boot_again(struct kci_vm *vm, const char *why, struct kci_err *err)
+{
+	int rc;
+
+	if (vm->console_copy_fd >= 0)
+		dprintf(vm->console_copy_fd, "kci: debug: %s; booting again\n", why);
+	if ((rc = vm_relaunch(vm, err)) < 0) {
+		vm->broken = 1;
+		return rc;
+	}
+	return 1;
+}
+
+/*
+ * 1 if the guest kernel's boot failed in a way worth redoing and QEMU was
+ * launched again, 0 if the boot goes on, an error when the tries ran out.
+ */
+static int
+check_boot(struct kci_vm *vm, struct kci_err *err)
+{
+	char what[128];
+
+	if (vm->ready || !console_shows(&vm->console, BOOT_CALIBRATION_FAILED))
+		return 0;
+	if (vm->relaunches + 1 >= BOOT_TRIES) {
+		snprintf(what, sizeof(what),
+			 "the guest kernel could not calibrate its timer in %d boots (the host "
+			 "is too busy)",
+			 BOOT_TRIES);
+		return vm_death_error(vm, what, err);
+	}
+	return boot_again(vm, "the guest kernel's timer calibration failed", err);
 }
 
 static int read_signals(struct session *s, int *signo);
@@ -359,7 +406,7 @@ next_deadline(struct session *s, int *which)
 	struct kci_vm *vm = s->vm;
 	int64_t d = vm->deadline_ms ? vm->deadline_ms : INT64_MAX;
 	int64_t other = vm->ready ? vm->last_frame_ms + SILENCE_TIMEOUT_MS
-				  : vm->started_ms + BOOT_TIMEOUT_MS;
+				  : vm->booted_ms + BOOT_TIMEOUT_MS;
 
 	*which = 0;
 	if (other < d) {
@@ -373,6 +420,7 @@ static int
 deadline_error(struct session *s, int which, struct kci_err *err)
 {
 	struct kci_vm *vm = s->vm;
+	char what[128];
 	int64_t ms;
 
 	vm->broken = 1;
@@ -382,8 +430,12 @@ deadline_error(struct session *s, int which, struct kci_err *err)
 				   (long long)(ms / 1000), (long long)(ms % 1000 / 100),
 				   vm->ready ? "" : " (the guest had not finished booting)");
 	}
-	if (which == 1)
-		return vm_death_error(vm, "the guest did not start the agent within 60 s", err);
+	if (which == 1) {
+		snprintf(what, sizeof(what), "the guest did not start the agent within %d s%s",
+			 BOOT_TIMEOUT_MS / 1000,
+			 vm->relaunches ? " (booted again, to no avail)" : "");
+		return vm_death_error(vm, what, err);
+	}
 	return vm_death_error(vm, "the agent stopped responding (no heartbeat for 30 s)", err);
 }
 
@@ -408,6 +460,12 @@ loop(struct session *s, struct kci_err *err)
 
 	while (!s->done) {
 		int64_t d = next_deadline(s, &which), now = vm_now_ms();
+		if (now >= d && which == 1 && vm->relaunches == 0) {
+			if ((rc = boot_again(vm, "the guest did not start the agent within 60 s",
+					     err)) < 0)
+				return rc;
+			continue;
+		}
 		if (now >= d)
 			return deadline_error(s, which, err);
 		if (vm->ready && !s->sent_run)
@@ -437,6 +495,11 @@ loop(struct session *s, struct kci_err *err)
 		}
 		if (p[P_CONSOLE].revents || p[P_STDERR].revents)
 			vm_drain_logs(vm);
+		if (p[P_CONSOLE].revents && (rc = check_boot(vm, err)) != 0) {
+			if (rc < 0)
+				return rc;
+			continue;
+		}
 		if (p[P_SIG].revents && read_signals(s, &s->signo)) {
 			vm->broken = 1;
 			return kci_err_set(err, KCI_CANCELED, "interrupted by signal %d", s->signo);

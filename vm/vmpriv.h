@@ -8,6 +8,17 @@
 #include "common/proto.h"
 #include "vm/internal.h"
 
+/* What kci_vm_start() resolved to launch QEMU, kept (copied) for a relaunch. */
+struct vm_boot {
+	char *qemu, *kernel, *initrd, *rootfs, *cache_dir; /* qemu, rootfs may be NULL */
+	char *scratch, *workspace; /* the VM's own disks in its dir, or NULL */
+	enum kci_accel accel;
+	unsigned cpus;
+	uint64_t memory_mib;
+	int console_fd;
+	int network;
+};
+
 struct kci_vm {
 	pid_t pid;	 /* QEMU; 0 once reaped */
 	pid_t passt_pid; /* passt with --net nat; 0 without, or once reaped */
@@ -25,11 +36,14 @@ struct kci_vm {
 	char *dir; /* private runtime dir (0700) */
 	char *qmp_path;
 	int64_t started_ms, deadline_ms; /* CLOCK_MONOTONIC; deadline 0 = none */
+	int64_t booted_ms; /* when QEMU was last launched (the boot deadline's start) */
 	int64_t last_frame_ms;
 	int ready;	  /* HELLO received */
 	int busy;	  /* a process is running in the guest */
 	uint16_t next_id; /* last process id handed to the agent */
 	int broken;	  /* protocol error or death: never talk to the agent again */
+	struct vm_boot *boot;
+	int relaunches; /* boots that failed and were redone (vm_relaunch) */
 	struct kci_decoder *dec;
 	struct console_ring console;
 	struct console_ring qemu_stderr;
@@ -40,6 +54,12 @@ int64_t vm_now_ms(void);
 void vm_drain_logs(struct kci_vm *vm);
 /* Reaps QEMU if it has exited (non-blocking); returns 1 if it is gone. */
 int vm_reap(struct kci_vm *vm, int block);
+/*
+ * Starts the VM's boot over: kills QEMU (and passt), then launches them again
+ * with the same disks. Only before the agent is up, when the guest has not
+ * touched its disks yet.
+ */
+int vm_relaunch(struct kci_vm *vm, struct kci_err *err);
 /* Waits up to ms for QEMU to exit by itself, draining the console; 1 if it did. */
 int vm_wait_exit(struct kci_vm *vm, int ms);
 

@@ -238,6 +238,25 @@ test_console__tail_and_panic(void **state)
 	assert_null(strchr(console_ring_tail(&r, 5), '\r'));
 }
 
+/* A line split across reads, and across the ring's wrap, is still found; a dropped one is not. */
+static void
+test_console__shows_across_reads_and_wrap(void **state)
+{
+	static struct console_ring r;
+	char big[CONSOLE_RING - 10];
+
+	(void)state;
+	memset(big, 'x', sizeof(big));
+	console_ring_add(&r, big, sizeof(big));
+	assert_false(console_shows(&r, "APIC frequency too slow"));
+	console_ring_add(&r, "[ 0.2] APIC freq", 16);
+	console_ring_add(&r, "uency too slow, disabling apic timer\r\n", 39);
+	assert_true(console_shows(&r, "APIC frequency too slow"));
+	console_ring_add(&r, big, sizeof(big));
+	console_ring_add(&r, big, sizeof(big));
+	assert_false(console_shows(&r, "APIC frequency too slow"));
+}
+
 int
 main(void)
 {
@@ -250,6 +269,7 @@ main(void)
 		cmocka_unit_test(test_qemu__no_network_no_nic),
 		cmocka_unit_test(test_accel__pvm_host_gets_tcg),
 		cmocka_unit_test(test_console__tail_and_panic),
+		cmocka_unit_test(test_console__shows_across_reads_and_wrap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
