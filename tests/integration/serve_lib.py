@@ -355,6 +355,12 @@ def main(test):
         for p in env.procs:
             print(f"--- {' '.join(p.args[:1])} log ({p.log}):\n{p.text()[-3000:]}",
                   file=sys.stderr)
+        # The jobs' own logs say why a job ended (a guest's last console lines, say).
+        for root, _, files in os.walk(os.path.join(env.dir, "data")):
+            for name in sorted(f for f in files if f.endswith(".log")):
+                with open(os.path.join(root, name), errors="replace") as f:
+                    print(f"--- job log {os.path.join(root, name)}:\n{f.read()[-2000:]}",
+                          file=sys.stderr)
     finally:
         env.cleanup()
     if failures:
