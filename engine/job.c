@@ -81,6 +81,13 @@ note(struct job_ctx *c, const char *fmt, ...)
 	free(text);
 }
 
+/* The VM's own news (a boot redone) is the job's note. */
+static void
+on_notice(void *ctx, const char *text)
+{
+	note(ctx, "%s", text);
+}
+
 static void
 on_line(void *ctx, const char *line, size_t len)
 {
@@ -250,6 +257,7 @@ run_steps(struct job_ctx *c, struct kci_vm *vm, const struct kci_image_config *c
 		}
 		io.cancel_fd = c->sh->cancel->fd;
 		io.output = on_output;
+		io.notice = on_notice;
 		io.ctx = c;
 		rc = kci_vm_exec(vm, &req, &io, &res, &signo, &err);
 		kci_run_req_clear(&req);
@@ -356,6 +364,7 @@ give_workspace(struct job_ctx *c, struct kci_vm *vm, const char *user, char **wh
 
 	io.cancel_fd = c->sh->cancel->fd;
 	io.output = keep_stderr;
+	io.notice = on_notice;
 	io.ctx = c;
 	c->helper_err_len = 0;
 	c->helper_err[0] = '\0';
@@ -439,6 +448,7 @@ collect_artifacts(struct job_ctx *c, struct kci_vm *vm, char **why, enum kci_job
 	req.user = "0:0";
 	io.cancel_fd = sh->cancel->fd;
 	io.output = on_tar;
+	io.notice = on_notice;
 	io.ctx = c;
 	if ((rc = kci_vm_exec(vm, &req, &io, &res, &signo, &err)) < 0) {
 		*interrupted = exec_failure(c, rc, &err, "artifact collection", why);

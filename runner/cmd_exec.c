@@ -417,6 +417,16 @@ exit_status(int rc, const struct kci_vm_result *res, int signo, struct kci_err *
 	return res->signal ? 128 + res->signal : res->code;
 }
 
+/* The VM's news (a boot redone): one line on stderr, unless --quiet. */
+static void
+exec_notice(void *ctx, const char *text)
+{
+	const struct exec_opts *o = ctx;
+
+	if (!o->quiet)
+		fprintf(stderr, "kci: %s%s", text, o->tty ? "\r\n" : "\n");
+}
+
 int
 kci_cmd_exec(int argc, char **argv)
 {
@@ -497,6 +507,8 @@ kci_cmd_exec(int argc, char **argv)
 	vo.network = o.network;
 	vo.timeout_ms = o.timeout_ms;
 	vo.console_fd = o.debug ? STDERR_FILENO : -1;
+	io.notice = exec_notice;
+	io.ctx = &o;
 	if ((rc = kci_vm_start(&vm, &vo, &err)) < 0)
 		goto out;
 	if (o.tty && term_raw(&term) < 0) {

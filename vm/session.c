@@ -118,14 +118,19 @@ vm_death_error(struct kci_vm *vm, const char *what, struct kci_err *err)
 			   tail[0] ? "\nlast guest console lines:\n" : "", tail);
 }
 
-/* Boots the VM again (vm_relaunch) after a failed boot: 1, or an error. */
+/* Boots the VM again (vm_relaunch) after a failed boot, and says so: 1, or an error. */
 static int
-boot_again(struct kci_vm *vm, const char *why, struct kci_err *err)
+boot_again(struct session *s, const char *why, struct kci_err *err)
 {
+	struct kci_vm *vm = s->vm;
+	char text[160];
 	int rc;
 
+	snprintf(text, sizeof(text), "%s; booting the VM again", why);
 	if (vm->console_copy_fd >= 0)
-		dprintf(vm->console_copy_fd, "kci: debug: %s; booting again\n", why);
+		dprintf(vm->console_copy_fd, "kci: debug: %s\n", text);
+	if (s->io->notice)
+		s->io->notice(s->io->ctx, text);
 	if ((rc = vm_relaunch(vm, err)) < 0) {
 		vm->broken = 1;
 		return rc;
@@ -138,8 +143,9 @@ boot_again(struct kci_vm *vm, const char *why, struct kci_err *err)
  * launched again, 0 if the boot goes on, an error when the tries ran out.
  */
 static int
-check_boot(struct kci_vm *vm, struct kci_err *err)
+check_boot(struct session *s, struct kci_err *err)
 {
+	struct kci_vm *vm = s->vm;
 	char what[128];
 
 	if (vm->ready || !console_shows(&vm->console, BOOT_CALIBRATION_FAILED))
@@ -151,7 +157,7 @@ check_boot(struct kci_vm *vm, struct kci_err *err)
 			 BOOT_TRIES);
 		return vm_death_error(vm, what, err);
 	}
-	return boot_again(vm, "the guest kernel's timer calibration failed", err);
+	return boot_again(s, "the guest kernel's timer calibration failed", err);
 }
 
 static int read_signals(struct session *s, int *signo);
@@ -461,7 +467,7 @@ loop(struct session *s, struct kci_err *err)
 	while (!s->done) {
 		int64_t d = next_deadline(s, &which), now = vm_now_ms();
 		if (now >= d && which == 1 && vm->relaunches == 0) {
-			if ((rc = boot_again(vm, "the guest did not start the agent within 60 s",
+			if ((rc = boot_again(s, "the guest did not start the agent within 60 s",
 					     err)) < 0)
 				return rc;
 			continue;
@@ -495,7 +501,7 @@ loop(struct session *s, struct kci_err *err)
 		}
 		if (p[P_CONSOLE].revents || p[P_STDERR].revents)
 			vm_drain_logs(vm);
-		if (p[P_CONSOLE].revents && (rc = check_boot(vm, err)) != 0) {
+		if (p[P_CONSOLE].revents && (rc = check_boot(s, err)) != 0) {
 			if (rc < 0)
 				return rc;
 			continue;

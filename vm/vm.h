@@ -148,6 +148,8 @@ struct kci_vm_io {
 	int out_fd[3];
 	kci_vm_output_fn output; /* else called with stream 1 = stdout, 2 = stderr */
 	void *ctx;
+	/* kci's own news about the VM for the user ("booting it again: ..."), or NULL. */
+	void (*notice)(void *ctx, const char *text);
 };
 
 #define KCI_VM_IO_INIT                                                                             \

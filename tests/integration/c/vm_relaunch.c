@@ -65,6 +65,7 @@ teardown(void **state)
 struct out {
 	char buf[4096];
 	size_t len;
+	char notices[512]; /* what kci told the user, one per line */
 };
 
 static int
@@ -81,6 +82,15 @@ collect(void *ctx, int stream, const uint8_t *buf, size_t len)
 	return 0;
 }
 
+static void
+notice(void *ctx, const char *text)
+{
+	struct out *o = ctx;
+	size_t n = strlen(o->notices);
+
+	snprintf(o->notices + n, sizeof(o->notices) - n, "%s\n", text);
+}
+
 static int
 run(struct kci_vm *vm, const char *script, struct out *o, struct kci_vm_result *res,
     struct kci_err *err)
@@ -93,12 +103,29 @@ run(struct kci_vm *vm, const char *script, struct out *o, struct kci_vm_result *
 	int rc;
 
 	io.output = collect;
+	io.notice = notice;
 	io.ctx = o;
 	if ((rc = kci_engine_request(&none, &ro, &req, err)) < 0)
 		return rc;
 	rc = kci_vm_exec(vm, &req, &io, res, NULL, err);
 	kci_run_req_clear(&req);
 	return rc;
+}
+
+/* A VM of the base system, started (not yet booted): QEMU runs, the agent is not up. */
+static struct kci_vm *
+start(struct fixture *f, int network)
+{
+	struct kci_vm_opts vo = KCI_VM_OPTS_INIT;
+	struct kci_err err = KCI_ERR_INIT;
+	struct kci_vm *vm = NULL;
+
+	kci_engine_vm_opts(f->kit, &f->root, &vo);
+	vo.network = network;
+	vo.scratch_mib = 64;
+	if (kci_vm_start(&vm, &vo, &err) < 0)
+		fail_msg("%s", err.msg);
+	return vm;
 }
 
 static int
@@ -111,20 +138,14 @@ gone(pid_t pid)
 static void
 test_failed_calibration_boots_again(void **state)
 {
-	struct fixture *f = *state;
-	struct kci_vm_opts vo = KCI_VM_OPTS_INIT;
 	struct kci_err err = KCI_ERR_INIT;
 	struct kci_vm_result res;
 	struct out o = { .len = 0 };
-	struct kci_vm *vm = NULL;
+	struct kci_vm *vm = start(*state, KCI_VM_NET_NAT);
 	pid_t qemu, passt;
 	struct stat st;
 	char *dir;
 
-	kci_engine_vm_opts(f->kit, &f->root, &vo);
-	vo.network = KCI_VM_NET_NAT;
-	vo.scratch_mib = 64;
-	assert_int_equal(kci_vm_start(&vm, &vo, &err), 0);
 	qemu = vm->pid;
 	passt = vm->passt_pid;
 	assert_true(qemu > 0 && passt > 0);
@@ -138,6 +159,8 @@ test_failed_calibration_boots_again(void **state)
 	/* The NIC works with the new passt: the agent configured eth0 on it. */
 	assert_non_null(strstr(o.buf, "eth0"));
 	assert_int_equal(vm->relaunches, 1);
+	assert_string_equal(o.notices, "the guest kernel's timer calibration failed; booting the "
+				       "VM again\n");
 	assert_true(vm->pid > 0 && vm->pid != qemu && gone(qemu));
 	assert_true(vm->passt_pid > 0 && vm->passt_pid != passt && gone(passt));
 	/* The VM goes on as one: a second command in the same guest. */
@@ -158,17 +181,12 @@ test_failed_calibration_boots_again(void **state)
 static void
 test_failed_calibration_gives_up(void **state)
 {
-	struct fixture *f = *state;
-	struct kci_vm_opts vo = KCI_VM_OPTS_INIT;
 	struct kci_err err = KCI_ERR_INIT;
 	struct kci_vm_result res;
 	struct out o = { .len = 0 };
-	struct kci_vm *vm = NULL;
+	struct kci_vm *vm = start(*state, KCI_VM_NET_NONE);
 	pid_t qemu;
 
-	kci_engine_vm_opts(f->kit, &f->root, &vo);
-	vo.scratch_mib = 64;
-	assert_int_equal(kci_vm_start(&vm, &vo, &err), 0);
 	vm->relaunches = 2; /* two boots failed already */
 	console_ring_add(&vm->console, failed_line, strlen(failed_line));
 	int64_t t0 = vm_now_ms();
@@ -186,17 +204,12 @@ test_failed_calibration_gives_up(void **state)
 static void
 test_stalled_boot_boots_again(void **state)
 {
-	struct fixture *f = *state;
-	struct kci_vm_opts vo = KCI_VM_OPTS_INIT;
 	struct kci_err err = KCI_ERR_INIT;
 	struct kci_vm_result res;
 	struct out o = { .len = 0 };
-	struct kci_vm *vm = NULL;
+	struct kci_vm *vm = start(*state, KCI_VM_NET_NONE);
 	pid_t qemu;
 
-	kci_engine_vm_opts(f->kit, &f->root, &vo);
-	vo.scratch_mib = 64;
-	assert_int_equal(kci_vm_start(&vm, &vo, &err), 0);
 	qemu = vm->pid;
 	vm->booted_ms -= 60000; /* this boot has had its 60 s */
 	int rc = run(vm, "echo up", &o, &res, &err);
@@ -204,16 +217,16 @@ test_stalled_boot_boots_again(void **state)
 		fail_msg("%s", err.msg);
 	assert_string_equal(o.buf, "up\n");
 	assert_int_equal(vm->relaunches, 1);
+	assert_string_equal(o.notices, "the guest did not start the agent within 60 s; booting "
+				       "the VM again\n");
 	assert_true(vm->pid != qemu && gone(qemu));
 	kci_vm_free(vm);
 
 	/* Only once: a second stall is the error, and it says the boot was redone. */
-	vm = NULL;
-	assert_int_equal(kci_vm_start(&vm, &vo, &err), 0);
+	vm = start(*state, KCI_VM_NET_NONE);
 	vm->relaunches = 1;
 	vm->booted_ms -= 60000;
-	o.len = 0;
-	o.buf[0] = '\0';
+	memset(&o, 0, sizeof(o));
 	assert_int_equal(run(vm, "echo up", &o, &res, &err), KCI_ERROR);
 	assert_non_null(strstr(err.msg, "the guest did not start the agent within 60 s (booted "
 					"again, to no avail)"));
