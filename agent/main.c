@@ -98,10 +98,11 @@ boot(struct agent *a)
 		agent_fatal(a, "%s", err.msg);
 	console_init();
 	/*
-	 * Console only (not yet on the port): if a boot ever stalls, the host's
-	 * error shows the console's last lines, and these say how far it got.
+	 * Console only (not yet on the port). The host waits for the first to
+	 * know the kernel booted (vm/session.c); if a boot ever stalls later, the
+	 * error's console lines say how far it got.
 	 */
-	agent_log(NULL, "boot: started");
+	agent_log(NULL, "%s", KCI_BOOT_STARTED);
 	threaded = pthread_create(&thread, NULL, loopback_thread, &lo) == 0;
 	net = net_wanted(&nc);
 	const char *const lists[] = { MODULES_LIST, net > 0 ? MODULES_NET_LIST : NULL, NULL };

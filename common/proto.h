@@ -18,6 +18,12 @@
 #define KCI_ARGV_MAX	  4096	 /* argv + env entries in one RUN */
 #define KCI_JSON_DEPTH	  8	 /* nesting allowed in control payloads */
 
+/*
+ * The agent's first line on the serial console, "kci-agent: " KCI_BOOT_STARTED:
+ * the host takes it for the sign that the guest kernel booted and ran /init.
+ */
+#define KCI_BOOT_STARTED "boot: started"
+
 enum kci_frame_type {
 	KCI_F_HELLO = 0x01,	/* agent->host, JSON */
 	KCI_F_RUN = 0x02,	/* host->agent, JSON */

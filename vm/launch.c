@@ -631,7 +631,7 @@ vm_relaunch(struct kci_vm *vm, struct kci_err *err)
 	kci_decoder_init(vm->dec);
 	memset(&vm->console, 0, sizeof(vm->console));
 	memset(&vm->qemu_stderr, 0, sizeof(vm->qemu_stderr));
-	vm->ready = 0;
+	vm->ready = vm->alive = 0;
 	vm->booted_ms = vm_now_ms();
 	vm->relaunches++;
 	return launch(vm, err);

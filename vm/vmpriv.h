@@ -38,6 +38,7 @@ struct kci_vm {
 	int64_t started_ms, deadline_ms; /* CLOCK_MONOTONIC; deadline 0 = none */
 	int64_t booted_ms; /* when QEMU was last launched (the boot deadline's start) */
 	int64_t last_frame_ms;
+	int alive;	  /* the agent's first console line seen (session.c) */
 	int ready;	  /* HELLO received */
 	int busy;	  /* a process is running in the guest */
 	uint16_t next_id; /* last process id handed to the agent */
