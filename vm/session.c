@@ -38,9 +38,10 @@
  * while bringing up its other CPUs. It says so first (at loglevel 5, which
  * qemu.c sets), so such a boot is redone at once, up to BOOT_TRIES boots.
  * A first boot that stalls without a word (about 1 in 100 here: the kernel's
- * console stops after its last quiet-mode line and /init never runs; cause
- * unknown, docs/conventions.md) is redone once, when BOOT_ALIVE_MS pass
- * without the agent's first line, or BOOT_TIMEOUT_MS without its HELLO.
+ * console stops after its last quiet-mode line and /init never runs; both
+ * vCPUs livelock in the int3 handler of a late-boot static-key patch under
+ * multi-threaded TCG, docs/conventions.md) is redone once, when BOOT_ALIVE_MS
+ * pass without the agent's first line, or BOOT_TIMEOUT_MS without its HELLO.
  */
 #define BOOT_TRIES		3
 #define BOOT_CALIBRATION_FAILED "APIC frequency too slow"
