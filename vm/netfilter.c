@@ -18,6 +18,7 @@
 #include <net/if.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -152,14 +153,29 @@ ruleset(int root)
 
 /*
  * Who uses the table. Each nat VM of this process holds a reference while it
- * runs, and the process holds a shared flock on FILTER_LOCK while it has
- * any; the last VM to go takes the lock exclusively, which succeeds only
- * when no other kci on the host has a nat VM running, and then removes the
- * table. A kci killed with SIGKILL leaves the table loaded: it matches only
- * KCI_NET_UID, so it touches no other traffic. Process-wide by nature (the
- * table and the flock are), hence the statics.
+ * runs, and the process holds a shared flock on the lock file of its network
+ * namespace (filter_lock_path) while it has any; the last VM to go takes the
+ * lock exclusively, which succeeds only when no other kci in that namespace
+ * has a nat VM running, and then removes the table. Per namespace, because the
+ * table is: a kci in another one (a container, a test's netns) neither keeps
+ * this table alive nor removes it. A kci killed with SIGKILL leaves the table
+ * loaded: it matches only KCI_NET_UID, so it touches no other traffic.
+ * Process-wide by nature (the table and the flock are), hence the statics.
  */
-#define FILTER_LOCK "/run/kci-netfilter.lock"
+#define FILTER_LOCK_DIR "/run"
+
+/* /run/kci-netfilter.<netns inode>.lock; the namespace-less name if that is unknown. */
+static void
+filter_lock_path(char *buf, size_t size)
+{
+	struct stat st;
+
+	if (stat("/proc/self/ns/net", &st) == 0)
+		snprintf(buf, size, FILTER_LOCK_DIR "/kci-netfilter.%llu.lock",
+			 (unsigned long long)st.st_ino);
+	else
+		snprintf(buf, size, FILTER_LOCK_DIR "/kci-netfilter.lock");
+}
 
 static pthread_mutex_t filter_mutex = PTHREAD_MUTEX_INITIALIZER;
 static unsigned filter_users;
@@ -207,7 +223,10 @@ net_filter_acquire(const char *cache_dir, struct kci_err *err)
 
 	pthread_mutex_lock(&filter_mutex);
 	if (filter_users == 0) {
-		filter_lock_fd = open(FILTER_LOCK, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		char lock[128];
+
+		filter_lock_path(lock, sizeof(lock));
+		filter_lock_fd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 		while (filter_lock_fd >= 0 && flock(filter_lock_fd, LOCK_SH) < 0 && errno == EINTR)
 			;
 		/* Without the lock the table is simply never removed: safe, just untidy. */
