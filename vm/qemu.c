@@ -115,13 +115,13 @@ qemu_argv(const struct qemu_cmd *c)
 	 */
 	if (c->accel == KCI_ACCEL_TCG && c->tsc_khz)
 		snprintf(tsc, sizeof(tsc), " tsc_early_khz=%u tsc=reliable", c->tsc_khz);
+	/* The agent configures eth0 from this; without it the guest has only lo. */
+	if (c->net)
+		snprintf(net, sizeof(net), " kci.net=%s", c->net);
 	/*
 	 * loglevel=5 after quiet: warnings still reach the console, which is how
 	 * the session sees a failed timer calibration (vm/session.c, BOOT_TRIES).
 	 */
-	/* The agent configures eth0 from this; without it the guest has only lo. */
-	if (c->net)
-		snprintf(net, sizeof(net), " kci.net=%s", c->net);
 	add2(&a, "-append",
 	     kci_xasprintf(
 		     "console=ttyS0 quiet loglevel=5 panic=-1 reboot=t i8042.noaux i8042.nokbd%s%s",

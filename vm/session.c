@@ -46,6 +46,14 @@
 #define BOOT_TRIES		3
 #define BOOT_CALIBRATION_FAILED "APIC frequency too slow"
 
+/* Which deadline comes next (next_deadline). */
+enum deadline {
+	DL_VM,	    /* the VM's whole life (--timeout) */
+	DL_HELLO,   /* BOOT_TIMEOUT_MS after QEMU's launch without HELLO */
+	DL_SILENCE, /* SILENCE_TIMEOUT_MS without a frame once the agent is up */
+	DL_ALIVE,   /* BOOT_ALIVE_MS after a first launch without the agent's first line */
+};
+
 /* Frames queued for the agent; STDIN is read only when this is empty, so it stays small. */
 struct outq {
 	uint8_t *buf;
@@ -149,8 +157,10 @@ boot_again(struct session *s, const char *why, struct kci_err *err)
 }
 
 /*
- * 1 if the guest kernel's boot failed in a way worth redoing and QEMU was
- * launched again, 0 if the boot goes on, an error when the tries ran out.
+ * Reads the console of a guest that has not said HELLO yet: notes the agent's
+ * first line (vm->alive), and returns 1 if the kernel's boot failed in a way
+ * worth redoing and QEMU was launched again, 0 if the boot goes on, an error
+ * when the tries ran out.
  */
 static int
 check_boot(struct session *s, struct kci_err *err)
@@ -158,7 +168,11 @@ check_boot(struct session *s, struct kci_err *err)
 	struct kci_vm *vm = s->vm;
 	char what[128];
 
-	if (vm->ready || !console_shows(&vm->console, BOOT_CALIBRATION_FAILED))
+	if (vm->ready)
+		return 0;
+	if (!vm->alive)
+		vm->alive = console_shows(&vm->console, BOOT_ALIVE_MARK);
+	if (!console_shows(&vm->console, BOOT_CALIBRATION_FAILED))
 		return 0;
 	if (vm->relaunches + 1 >= BOOT_TRIES) {
 		snprintf(what, sizeof(what),
@@ -171,7 +185,7 @@ check_boot(struct session *s, struct kci_err *err)
 }
 
 static int read_signals(struct session *s, int *signo);
-static int deadline_error(struct session *s, int which, struct kci_err *err);
+static int deadline_error(struct session *s, enum deadline which, struct kci_err *err);
 
 /*
  * Whoever reads our stdout or stderr went away (`kci exec ... | head`): the
@@ -417,24 +431,24 @@ read_signals(struct session *s, int *signo)
 
 /* The next deadline that applies, and the error to report when it passes. */
 static int64_t
-next_deadline(struct session *s, int *which)
+next_deadline(struct session *s, enum deadline *which)
 {
 	struct kci_vm *vm = s->vm;
 	int64_t d = vm->deadline_ms ? vm->deadline_ms : INT64_MAX;
 	int64_t other;
-	int w;
+	enum deadline w;
 
 	if (vm->ready) {
 		other = vm->last_frame_ms + SILENCE_TIMEOUT_MS;
-		w = 2;
+		w = DL_SILENCE;
 	} else if (!vm->alive && !vm->relaunches) {
 		other = vm->booted_ms + BOOT_ALIVE_MS;
-		w = 3;
+		w = DL_ALIVE;
 	} else {
 		other = vm->booted_ms + BOOT_TIMEOUT_MS;
-		w = 1;
+		w = DL_HELLO;
 	}
-	*which = 0;
+	*which = DL_VM;
 	if (other < d) {
 		d = other;
 		*which = w;
@@ -443,20 +457,20 @@ next_deadline(struct session *s, int *which)
 }
 
 static int
-deadline_error(struct session *s, int which, struct kci_err *err)
+deadline_error(struct session *s, enum deadline which, struct kci_err *err)
 {
 	struct kci_vm *vm = s->vm;
 	char what[128];
 	int64_t ms;
 
 	vm->broken = 1;
-	if (which == 0) {
+	if (which == DL_VM) {
 		ms = vm->deadline_ms - vm->started_ms;
 		return kci_err_set(err, KCI_TIMEOUT, "timed out after %lld.%llds%s",
 				   (long long)(ms / 1000), (long long)(ms % 1000 / 100),
 				   vm->ready ? "" : " (the guest had not finished booting)");
 	}
-	if (which == 1) {
+	if (which == DL_HELLO) {
 		snprintf(what, sizeof(what), "the guest did not start the agent within %d s%s",
 			 BOOT_TIMEOUT_MS / 1000,
 			 vm->relaunches ? " (booted again, to no avail)" : "");
@@ -482,17 +496,23 @@ loop(struct session *s, struct kci_err *err)
 		P_N
 	};
 	struct pollfd p[P_N];
-	int rc, which;
+	enum deadline which;
+	char why[96];
+	int rc;
 
 	while (!s->done) {
 		int64_t d = next_deadline(s, &which), now = vm_now_ms();
-		if (now >= d && (which == 3 || (which == 1 && vm->relaunches == 0))) {
-			if ((rc = boot_again(
-				     s,
-				     which == 3 ? "the guest kernel did not run the agent "
-						  "within 20 s"
-						: "the guest did not start the agent within 60 s",
-				     err)) < 0)
+		/* A first boot that stalled is redone once; the next deadline is an error. */
+		if (now >= d && (which == DL_ALIVE || (which == DL_HELLO && !vm->relaunches))) {
+			if (which == DL_ALIVE)
+				snprintf(why, sizeof(why),
+					 "the guest kernel did not run the agent within %d s",
+					 BOOT_ALIVE_MS / 1000);
+			else
+				snprintf(why, sizeof(why),
+					 "the guest did not start the agent within %d s",
+					 BOOT_TIMEOUT_MS / 1000);
+			if ((rc = boot_again(s, why, err)) < 0)
 				return rc;
 			continue;
 		}
@@ -525,8 +545,6 @@ loop(struct session *s, struct kci_err *err)
 		}
 		if (p[P_CONSOLE].revents || p[P_STDERR].revents)
 			vm_drain_logs(vm);
-		if (p[P_CONSOLE].revents && !vm->ready && !vm->alive)
-			vm->alive = console_shows(&vm->console, BOOT_ALIVE_MARK);
 		if (p[P_CONSOLE].revents && (rc = check_boot(s, err)) != 0) {
 			if (rc < 0)
 				return rc;

@@ -177,7 +177,11 @@ test_failed_calibration_boots_again(void **state)
 	free(dir);
 }
 
-/* A boot that keeps failing is an error at once, not a 60 s wait, naming the cause. */
+/*
+ * A boot that keeps failing is an error at once, naming the cause: the message
+ * can only come from the console check, never from the 60 s boot deadline
+ * (which says "did not start the agent"), so no clock is needed to tell.
+ */
 static void
 test_failed_calibration_gives_up(void **state)
 {
@@ -189,11 +193,10 @@ test_failed_calibration_gives_up(void **state)
 
 	vm->relaunches = 2; /* two boots failed already */
 	console_ring_add(&vm->console, failed_line, strlen(failed_line));
-	int64_t t0 = vm_now_ms();
 	assert_int_equal(run(vm, "echo up", &o, &res, &err), KCI_ERROR);
 	assert_non_null(
 		strstr(err.msg, "the guest kernel could not calibrate its timer in 3 boots"));
-	assert_true(vm_now_ms() - t0 < 30000);
+	assert_null(strstr(err.msg, "did not start the agent"));
 	assert_string_equal(o.buf, "");
 	qemu = vm->pid;
 	kci_vm_free(vm);
