@@ -13,6 +13,13 @@
 /* Child output is read and framed in pieces of at most this size. */
 #define AGENT_READ_MAX (32 * 1024)
 
+/* The guest's disks, found by serial (rootfs.c). */
+struct rootfs_disks {
+	char root[32];	  /* "/dev/vdX" */
+	char scratch[32]; /* "" when there is no scratch disk */
+	char work[32];	  /* the workspace disk, "" when there is none */
+};
+
 /* The one process the agent runs at a time. */
 struct job {
 	uint16_t id; /* from RUN; echoed on every frame about the process */
@@ -34,6 +41,7 @@ struct agent {
 	uint8_t *out_buf;  /* AGENT_READ_MAX bytes of child output */
 	uint8_t *send_buf; /* KCI_FRAME_HDR + KCI_FRAME_MAX: the frame being sent */
 	struct job job;
+	struct rootfs_disks disks;
 };
 
 /* log.c: diagnostics to the console and, once the port is open, as frames. */
@@ -57,11 +65,6 @@ int mounts_early(struct kci_err *err);
 int mounts_late(struct kci_err *err);
 
 /* rootfs.c */
-struct rootfs_disks {
-	char root[32];	  /* "/dev/vdX" */
-	char scratch[32]; /* "" when there is no scratch disk */
-	char work[32];	  /* the workspace disk, "" when there is none */
-};
 int rootfs_find(struct rootfs_disks *disks);
 int rootfs_switch(const struct rootfs_disks *disks, struct kci_err *err);
 int rootfs_mount_workspace(const struct rootfs_disks *disks, struct kci_err *err);
@@ -98,6 +101,9 @@ void job_stdin(struct agent *a, uint16_t id, const uint8_t *p, size_t len);
 void job_flush_stdin(struct agent *a);
 int job_stdin_blocked(const struct agent *a);
 void job_finish(struct agent *a, int status);
+
+/* resume.c: says READY, waits for RESUME and applies it (then HELLO is the caller's). */
+void resume_wait(struct agent *a);
 
 /* serve.c */
 void serve(struct agent *a) __attribute__((noreturn));

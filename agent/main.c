@@ -37,15 +37,13 @@ static void
 setup_root(struct agent *a)
 {
 	struct kci_err err = KCI_ERR_INIT;
-	struct rootfs_disks disks;
+	struct rootfs_disks *disks = &a->disks;
 
-	if (rootfs_find(&disks) < 0) {
+	if (rootfs_find(disks) < 0)
 		agent_log(a, "no disk with serial kci-root; staying in the initramfs");
-		if (rootfs_mount_workspace(&disks, &err) < 0)
-			agent_fatal(a, "%s", err.msg);
-	} else if (rootfs_switch(&disks, &err) < 0)
+	else if (rootfs_switch(disks, &err) < 0)
 		agent_fatal(a, "root file system: %s", err.msg);
-	else if (!disks.scratch[0])
+	else if (!disks->scratch[0])
 		agent_log(a, "no disk with serial kci-scratch; writes go to RAM");
 	if (mounts_late(&err) < 0)
 		agent_fatal(a, "%s", err.msg);
@@ -161,5 +159,7 @@ main(void)
 	a.send_buf = kci_xmalloc(KCI_FRAME_HDR + KCI_FRAME_MAX);
 	job_init(&a.job);
 	boot(&a);
+	resume_wait(&a);
+	send_hello(&a);
 	serve(&a);
 }

@@ -7,6 +7,9 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -21,7 +24,6 @@
 #define LOWER_DIR   "/kci/lower"
 #define SCRATCH_DIR "/kci/scratch"
 #define NEWROOT_DIR "/kci/root"
-#define WORK_DIR    "/kci/work"
 
 /* Where jobs find the workspace, in whichever root they run. */
 #define WORKSPACE "/workspace"
@@ -128,10 +130,11 @@ drop_lost_found(const char *mnt)
 }
 
 /*
- * Mounts lower, upper and the overlay of the two at NEWROOT_DIR, and the
- * workspace at WORK_DIR. The disks mount concurrently: each ext4 mount is
- * tens of milliseconds of emulated I/O under TCG, and every job waits for
- * them.
+ * Mounts lower, upper and the overlay of the two at NEWROOT_DIR. The disks
+ * mount concurrently: each ext4 mount is tens of milliseconds of emulated
+ * I/O under TCG, and every job waits for them. The workspace waits for
+ * RESUME (rootfs_mount_workspace): a guest restored from a template must
+ * see its own job's disk, not what the template's boot saw.
  */
 static int
 mount_overlay(const struct rootfs_disks *disks, struct kci_err *err)
@@ -140,25 +143,18 @@ mount_overlay(const struct rootfs_disks *disks, struct kci_err *err)
 				      .target = SCRATCH_DIR,
 				      .tmpfs_opts = "mode=0755",
 				      .err = KCI_ERR_INIT };
-	struct disk_mount work = { .dev = disks->work, .target = WORK_DIR, .err = KCI_ERR_INIT };
 	int rc;
 	char opts[256];
 
 	disk_mount_start(&scratch);
-	if (disks->work[0])
-		disk_mount_start(&work);
 	/* Both threads are joined whatever fails; the first failure is the one reported. */
 	rc = mount_at(disks->root, LOWER_DIR, "ext4", MS_RDONLY, NULL, err);
 	if (rc < 0)
 		kci_err_prefix(err, "root disk");
 	if (disk_mount_join(&scratch, "scratch disk", rc == 0, err) < 0 && rc == 0)
 		rc = scratch.rc;
-	if (disk_mount_join(&work, "workspace disk", rc == 0, err) < 0 && rc == 0)
-		rc = work.rc;
 	if (rc < 0)
 		return rc;
-	if (disks->work[0])
-		drop_lost_found(WORK_DIR);
 	if ((rc = mkdir_p(SCRATCH_DIR "/upper", 0755)) < 0 ||
 	    (rc = mkdir_p(SCRATCH_DIR "/work", 0755)) < 0)
 		return kci_err_sys(err, -rc, "create overlay dirs in %s", SCRATCH_DIR);
@@ -183,10 +179,6 @@ rootfs_switch(const struct rootfs_disks *disks, struct kci_err *err)
 
 	if ((rc = mount_overlay(disks, err)) < 0)
 		return rc;
-	/* The mount point is made on the overlay: an image need not have one. */
-	if (disks->work[0] &&
-	    (rc = mount_at(WORK_DIR, NEWROOT_DIR WORKSPACE, NULL, MS_MOVE, NULL, err)) < 0)
-		return kci_err_prefix(err, "workspace disk");
 	for (size_t i = 0; i < sizeof(moved) / sizeof(moved[0]); i++) {
 		snprintf(target, sizeof(target), NEWROOT_DIR "%s", moved[i]);
 		if ((rc = mount_at(moved[i], target, NULL, MS_MOVE, NULL, err)) < 0)
@@ -203,12 +195,28 @@ rootfs_switch(const struct rootfs_disks *disks, struct kci_err *err)
 	return 0;
 }
 
-/* Without a root disk (staying in the initramfs), the workspace is mounted where it is. */
+/*
+ * Mounts the workspace disk at /workspace in whichever root the agent is in
+ * (mount_at makes the mount point: an image need not have one). The guest
+ * read this disk's first blocks when its kernel probed it; in a guest
+ * restored from a template that was another disk, so the block device's
+ * cache is dropped first and the mount reads only this job's bytes.
+ */
 int
 rootfs_mount_workspace(const struct rootfs_disks *disks, struct kci_err *err)
 {
+	int fd;
+
 	if (!disks->work[0])
 		return 0;
+	if ((fd = open(disks->work, O_RDONLY | O_CLOEXEC)) < 0)
+		return kci_err_sys(err, errno, "workspace disk: open %s", disks->work);
+	if (ioctl(fd, BLKFLSBUF, 0) < 0) {
+		int e = errno;
+		close(fd);
+		return kci_err_sys(err, e, "workspace disk: drop the cache of %s", disks->work);
+	}
+	close(fd);
 	if (mount_at(disks->work, WORKSPACE, "ext4", MS_NOATIME, NULL, err) < 0)
 		return kci_err_prefix(err, "workspace disk");
 	drop_lost_found(WORKSPACE);

@@ -96,6 +96,7 @@ kci_frame_name(uint8_t type)
 		[KCI_F_RESIZE] = "RESIZE",	 [KCI_F_SIGNAL] = "SIGNAL",
 		[KCI_F_SHUTDOWN] = "SHUTDOWN",	 [KCI_F_LOG] = "LOG",
 		[KCI_F_HEARTBEAT] = "HEARTBEAT", [KCI_F_FATAL] = "FATAL",
+		[KCI_F_READY] = "READY",	 [KCI_F_RESUME] = "RESUME",
 	};
 
 	if (type == 0 || type > KCI_F_TYPE_MAX)
@@ -388,4 +389,85 @@ kci_proto_encode_resize(uint8_t out[4], unsigned rows, unsigned cols)
 	out[1] = (uint8_t)rows;
 	out[2] = (uint8_t)(cols >> 8);
 	out[3] = (uint8_t)cols;
+}
+
+/* Decodes exactly n bytes of lowercase hex; -1 on anything else. */
+static int
+unhex(const char *s, uint8_t *out, size_t n)
+{
+	if (strlen(s) != 2 * n)
+		return -1;
+	for (size_t i = 0; i < 2 * n; i++) {
+		int v = s[i] >= '0' && s[i] <= '9'   ? s[i] - '0'
+			: s[i] >= 'a' && s[i] <= 'f' ? s[i] - 'a' + 10
+						     : -1;
+		if (v < 0)
+			return -1;
+		out[i / 2] = (uint8_t)(i % 2 ? out[i / 2] | v : v << 4);
+	}
+	return 0;
+}
+
+static void
+hex(const uint8_t *p, size_t n, char *out)
+{
+	for (size_t i = 0; i < n; i++)
+		sprintf(out + 2 * i, "%02x", p[i]);
+}
+
+int
+kci_proto_parse_resume(const uint8_t *p, size_t len, struct kci_resume *out, struct kci_err *err)
+{
+	char entropy[2 * KCI_RESUME_ENTROPY + 2];
+	uint8_t id[16];
+	struct json_object *obj = NULL, *v;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if ((rc = parse_object(p, len, "RESUME", &obj, err)) < 0)
+		return rc;
+	if (!json_object_object_get_ex(obj, "time_ns", &v) ||
+	    !json_object_is_type(v, json_type_int) ||
+	    (out->time_ns = json_object_get_int64(v)) < 0) {
+		rc = kci_err_set(err, KCI_PROTO, "RESUME: \"time_ns\" missing or not a time");
+		goto out;
+	}
+	if ((rc = get_str(obj, "entropy", entropy, sizeof(entropy), "RESUME", err)) < 0 ||
+	    (rc = get_str(obj, "hostname", out->hostname, sizeof(out->hostname), "RESUME", err)) <
+		    0 ||
+	    (rc = get_str(obj, "machine_id", out->machine_id, sizeof(out->machine_id), "RESUME",
+			  err)) < 0)
+		goto out;
+	if (unhex(entropy, out->entropy, KCI_RESUME_ENTROPY) < 0) {
+		rc = kci_err_set(err, KCI_PROTO, "RESUME: \"entropy\" is not %d bytes of hex",
+				 KCI_RESUME_ENTROPY);
+		goto out;
+	}
+	if (unhex(out->machine_id, id, sizeof(id)) < 0) {
+		rc = kci_err_set(err, KCI_PROTO, "RESUME: \"machine_id\" is not 32 hex digits");
+		goto out;
+	}
+	size_t n = strlen(out->hostname);
+	if (n == 0 || n > 63 ||
+	    strspn(out->hostname, "abcdefghijklmnopqrstuvwxyz0123456789-") != n) {
+		rc = kci_err_set(err, KCI_PROTO, "RESUME: \"hostname\" is not a host name");
+		goto out;
+	}
+out:
+	json_object_put(obj);
+	return rc;
+}
+
+char *
+kci_proto_encode_resume(const struct kci_resume *r, size_t *len)
+{
+	struct json_object *obj = json_object_new_object();
+	char entropy[2 * KCI_RESUME_ENTROPY + 1];
+
+	hex(r->entropy, KCI_RESUME_ENTROPY, entropy);
+	json_object_object_add(obj, "time_ns", json_object_new_int64(r->time_ns));
+	json_object_object_add(obj, "entropy", json_object_new_string(entropy));
+	json_object_object_add(obj, "hostname", json_object_new_string(r->hostname));
+	json_object_object_add(obj, "machine_id", json_object_new_string(r->machine_id));
+	return finish(obj, len);
 }

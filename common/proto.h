@@ -11,7 +11,7 @@
 
 #include "common/err.h"
 
-#define KCI_PROTO_VERSION 1
+#define KCI_PROTO_VERSION 2
 #define KCI_PORT_NAME	  "org.kci.agent.0"
 #define KCI_FRAME_HDR	  8
 #define KCI_FRAME_MAX	  65536u /* payload bytes; larger frames are a protocol error */
@@ -37,7 +37,9 @@ enum kci_frame_type {
 	KCI_F_LOG = 0x0a,	/* agent->host, UTF-8 text line */
 	KCI_F_HEARTBEAT = 0x0b, /* agent->host, empty */
 	KCI_F_FATAL = 0x0c,	/* agent->host, UTF-8 text: the guest cannot go on */
-	KCI_F_TYPE_MAX = KCI_F_FATAL,
+	KCI_F_READY = 0x0d,	/* agent->host, empty: booted, waiting for RESUME */
+	KCI_F_RESUME = 0x0e,	/* host->agent, JSON: this job's identity, then serve */
+	KCI_F_TYPE_MAX = KCI_F_RESUME,
 };
 
 /* A decoded frame. `payload` points into the decoder and is valid until the next call. */
@@ -85,6 +87,19 @@ struct kci_exit {
 	char error[256]; /* set when the command could not be started */
 };
 
+/*
+ * RESUME: what makes a guest this job's, sent once after READY: to a guest
+ * that just booted, or to one restored from a VM template (its siblings were
+ * restored from the same saved RAM, so nothing random in it is theirs alone).
+ */
+#define KCI_RESUME_ENTROPY 64
+struct kci_resume {
+	int64_t time_ns;		     /* the host's wall clock, ns since the epoch */
+	uint8_t entropy[KCI_RESUME_ENTROPY]; /* credited to the guest kernel's pool */
+	char hostname[64];		     /* [a-z0-9-], 1-63 characters */
+	char machine_id[33];		     /* 32 lowercase hex digits */
+};
+
 /* RUN: what the host asks the agent to run. Owned strings; free with kci_run_req_clear(). */
 struct kci_run_req {
 	char **argv; /* NULL-terminated */
@@ -106,6 +121,9 @@ void kci_run_req_clear(struct kci_run_req *r);
 char *kci_proto_encode_hello(const struct kci_hello *h, size_t *len);
 char *kci_proto_encode_exit(const struct kci_exit *e, size_t *len);
 char *kci_proto_encode_run(const struct kci_run_req *r, size_t *len);
+int kci_proto_parse_resume(const uint8_t *p, size_t len, struct kci_resume *out,
+			   struct kci_err *err);
+char *kci_proto_encode_resume(const struct kci_resume *r, size_t *len);
 /* Validates a RESIZE payload into rows/cols. */
 int kci_proto_parse_resize(const uint8_t *p, size_t len, unsigned *rows, unsigned *cols,
 			   struct kci_err *err);

@@ -27,6 +27,7 @@ struct kci_kit_opts {
 	const char *home;     /* KCI_HOME; NULL = kci_home() */
 	const char *kernel;   /* --kernel override, or NULL */
 	enum kci_accel accel; /* AUTO, KVM or TCG */
+	int cold;	      /* never start VMs from templates (--cold, or KCI_COLD=1) */
 };
 
 /*
@@ -45,6 +46,7 @@ enum kci_accel kci_engine_kit_accel(const struct kci_kit *k, const char **why);
 /* A read-only root disk and, for an image, its config. Clear with kci_engine_root_clear(). */
 struct kci_root {
 	char *disk;
+	char *label; /* what it is, for people: "alpine:3", "base system", a directory */
 	struct kci_image_config image; /* zeroed for a directory or the base system */
 };
 void kci_engine_root_clear(struct kci_root *r);
@@ -200,7 +202,12 @@ struct kci_engine_opts {
 	/* The registries the pipeline's images may come from (NULL members: none). */
 	struct kci_registry_policy registries;
 	int console_fd; /* >= 0: every guest console is copied here (--debug) */
-	int cancel_fd;	/* readable = stop: running VMs are torn down, nothing new starts */
+	/*
+	 * Keeps these jobs' VM templates apart from others' (docs/templates.md):
+	 * `kci agent` gives builds of pull requests from forks their own. NULL = none.
+	 */
+	const char *template_scope;
+	int cancel_fd; /* readable = stop: running VMs are torn down, nothing new starts */
 	/*
 	 * The selected jobs' needs are met elsewhere (an agent runs one job of a
 	 * build the server schedules): run them without waiting for their needs.

@@ -204,6 +204,7 @@ struct job_shared {
 	uint64_t output_limit;	    /* bytes of output per job, events and log alike */
 	uint64_t workspace_mib;	    /* the workspace disk's size: each VM's copy may fill it */
 	int console_fd;
+	const char *template_scope;
 };
 
 /* Runs job idx in its own VM, emitting its events; returns its final state. */

@@ -591,6 +591,7 @@ boot(struct job_ctx *c, struct kci_root *root, struct kci_vm **vm, char **why)
 	vo.scratch_mib = c->j->disk_mib ? c->j->disk_mib : KCI_ENGINE_JOB_DISK_MIB;
 	vo.timeout_ms = job_timeout(c);
 	vo.console_fd = sh->console_fd;
+	vo.template_scope = sh->template_scope;
 	vo.workspace = sh->workspace_disk;
 	vo.network = c->j->network == KCI_NET_NAT ? KCI_VM_NET_NAT : KCI_VM_NET_NONE;
 	if ((rc = kci_vm_start(vm, &vo, &err)) < 0)

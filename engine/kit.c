@@ -24,6 +24,7 @@ struct kci_kit {
 	char accel_why[256];
 	pthread_mutex_t lock; /* one root disk built at a time: pulls and unpacks are heavy */
 	char *base_rootfs;    /* the busybox base disk, once built (under lock) */
+	int warm;	      /* VMs start from templates */
 };
 
 int
@@ -33,6 +34,9 @@ kci_engine_kit_new(struct kci_kit **out, const struct kci_kit_opts *o, struct kc
 	int rc;
 
 	pthread_mutex_init(&k->lock, NULL);
+	/* The environment's say is for the test suite's cold pass and for scripts. */
+	const char *env = getenv("KCI_COLD");
+	k->warm = !o->cold && !(env && strcmp(env, "1") == 0);
 	if (o->home)
 		k->home = kci_xstrdup(o->home);
 	else if ((rc = kci_home(&k->home, err)) < 0)
@@ -91,6 +95,7 @@ void
 kci_engine_root_clear(struct kci_root *r)
 {
 	free(r->disk);
+	free(r->label);
 	kci_images_config_clear(&r->image);
 	memset(r, 0, sizeof(*r));
 }
@@ -113,6 +118,7 @@ kci_engine_root_image(struct kci_kit *k, const char *ref, const struct kci_root_
 	pthread_mutex_lock(&k->lock);
 	rc = kci_engine_image_disk(ref, &o, &out->image, &out->disk, err);
 	pthread_mutex_unlock(&k->lock);
+	out->label = kci_xstrdup(ref);
 	return rc;
 }
 
@@ -120,6 +126,7 @@ int
 kci_engine_root_dir(struct kci_kit *k, const char *dir, struct kci_root *out, struct kci_err *err)
 {
 	memset(out, 0, sizeof(*out));
+	out->label = kci_xasprintf("directory %s", dir);
 	return kci_vm_rootfs_from_dir(dir, k->cache, &out->disk, err);
 }
 
@@ -134,6 +141,7 @@ kci_engine_root_base(struct kci_kit *k, struct kci_root *out, struct kci_err *er
 		rc = kci_vm_rootfs_base(k->guest, k->cache, &k->base_rootfs, err);
 	if (rc == 0)
 		out->disk = kci_xstrdup(k->base_rootfs);
+	out->label = kci_xstrdup("base system");
 	pthread_mutex_unlock(&k->lock);
 	return rc;
 }
@@ -174,4 +182,6 @@ kci_engine_vm_opts(const struct kci_kit *k, const struct kci_root *root, struct 
 	vo->run_dir = k->rundir;
 	vo->cache_dir = k->cache;
 	vo->accel = k->accel;
+	vo->warm = k->warm;
+	vo->label = root->label;
 }

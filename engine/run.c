@@ -181,7 +181,8 @@ kci_engine_run(const struct kci_plan *p, const int *selected, const struct kci_e
 							       : KCI_ENGINE_JOB_TIMEOUT_MS,
 				 .output_limit = o->output_limit ? o->output_limit
 								 : KCI_ENGINE_OUTPUT_LIMIT,
-				 .console_fd = o->console_fd };
+				 .console_fd = o->console_fd,
+				 .template_scope = o->template_scope };
 	struct cancel cancel = { .fd = o->cancel_fd };
 	struct kci_event end = { .kind = KCI_EV_RUN_END };
 	struct emitter em;

@@ -168,6 +168,37 @@ check_store(struct checklist *c, char **home)
 	}
 }
 
+/* VM templates: informative only (docs/templates.md). */
+static void
+check_templates(const char *home)
+{
+	struct kci_err err = KCI_ERR_INIT;
+	struct kci_vm_template_info *t = NULL;
+	char *cache, size[32];
+	uint64_t bytes = 0;
+	size_t n = 0, stale = 0;
+	const char *cold = getenv("KCI_COLD");
+
+	if (!home)
+		return;
+	cache = kci_xasprintf("%s/cache", home);
+	if (kci_vm_templates_list(cache, &t, &n, &err) < 0) {
+		printf("  [warn] %-13s %s\n", "templates", err.msg);
+	} else {
+		for (size_t i = 0; i < n; i++) {
+			bytes += t[i].bytes;
+			stale += t[i].stale != 0;
+		}
+		kci_human_size(bytes, size, sizeof(size));
+		printf("  [ok]   %-13s %zu VM template%s, %s in %s/templates%s%s%s\n", "templates",
+		       n, n == 1 ? "" : "s", size, cache, stale ? "; stale: " : "",
+		       stale ? "kci prune removes them" : "",
+		       cold && strcmp(cold, "1") == 0 ? "; KCI_COLD=1: not used" : "");
+	}
+	free(t);
+	free(cache);
+}
+
 int
 kci_cmd_doctor(int argc, char **argv)
 {
@@ -195,6 +226,7 @@ kci_cmd_doctor(int argc, char **argv)
 	check_net(&c);
 	check_store(&c, &home);
 	check_guest(&c, home);
+	check_templates(home);
 	printf(c.failed ? "Some checks failed; kci exec will not work until they are fixed.\n"
 			: "All checks passed: `kci exec -- uname -r` should work.\n");
 	free(home);

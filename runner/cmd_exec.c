@@ -46,6 +46,8 @@ static const char usage_text[] =
 	"      --workspace DIR   build a writable disk of DIR and mount it at /workspace;\n"
 	"                        changes stay in the VM (DIR is never written)\n"
 	"      --accel MODE      auto (default), kvm or tcg\n"
+	"      --cold            boot the guest kernel; do not start from (or make) a VM\n"
+	"                        template (docs/templates.md)\n"
 	"  -e, --env K=V         set a variable in the guest (repeatable); -e K copies the host's\n"
 	"  -w, --workdir DIR     working directory in the guest (default: the image's, or /)\n"
 	"  -u, --user USER       run as USER (name, uid, name:group or uid:gid in the guest)\n"
@@ -71,7 +73,7 @@ struct exec_opts {
 	uint64_t memory_mib, disk_mib;
 	int64_t timeout_ms;
 	enum kci_accel accel;
-	int interactive, tty, quiet, debug;
+	int interactive, tty, quiet, debug, cold;
 	char **env;
 	size_t nenv;
 };
@@ -87,7 +89,8 @@ enum {
 	OPT_NET,
 	OPT_WORKSPACE,
 	OPT_ACCEL,
-	OPT_DEBUG
+	OPT_DEBUG,
+	OPT_COLD
 };
 
 static const struct option long_opts[] = {
@@ -108,6 +111,7 @@ static const struct option long_opts[] = {
 	{ "tty", no_argument, NULL, 't' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "debug", no_argument, NULL, OPT_DEBUG },
+	{ "cold", no_argument, NULL, OPT_COLD },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -211,6 +215,9 @@ parse_opts(int argc, char **argv, struct exec_opts *o)
 			break;
 		case OPT_DEBUG:
 			o->debug = 1;
+			break;
+		case OPT_COLD:
+			o->cold = 1;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -356,7 +363,7 @@ static int
 prepare(const struct exec_opts *o, struct prepared *p, const volatile sig_atomic_t *cancel,
 	struct kci_err *err)
 {
-	struct kci_kit_opts ko = { .kernel = o->kernel, .accel = o->accel };
+	struct kci_kit_opts ko = { .kernel = o->kernel, .accel = o->accel, .cold = o->cold };
 	struct kci_root_progress rp = { .progress = kci_progress_blob,
 					.phase = kci_progress_phase,
 					.ctx = &p->progress,

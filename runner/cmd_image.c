@@ -15,6 +15,7 @@
 #include "engine/engine.h"
 #include "images/images.h"
 #include "runner/cli.h"
+#include "vm/vm.h"
 
 /* Opens the store, printing the error; NULL on failure. */
 static struct kci_images *
@@ -89,6 +90,9 @@ prepare_disk(const char *ref, struct kci_progress *prog, struct kci_err *err)
 	free(home);
 	return rc;
 }
+
+/* A VM template nobody restored for this long goes with `kci prune`. */
+#define TEMPLATE_UNUSED_SEC (7 * 24 * 3600)
 
 static volatile sig_atomic_t interrupted;
 
@@ -167,6 +171,37 @@ report_bad(void *ctx, const char *digest)
 	fprintf(stderr, "kci: blob %s is corrupt\n", digest);
 }
 
+/* The VM templates in the cache, after the images (docs/templates.md). */
+static void
+list_templates(void)
+{
+	struct kci_err err = KCI_ERR_INIT;
+	struct kci_vm_template_info *t = NULL;
+	char *home = NULL, *cache;
+	size_t n = 0;
+
+	if (kci_home(&home, &err) < 0)
+		return;
+	cache = kci_xasprintf("%s/cache", home);
+	if (kci_vm_templates_list(cache, &t, &n, &err) < 0)
+		kci_print_error(err.msg);
+	if (n)
+		printf("\n%-32s %-30s %-4s %-7s %-4s %-10s %s\n", "VM TEMPLATE", "ROOT", "CPUS",
+		       "MEMORY", "NET", "SIZE", "USED");
+	for (size_t i = 0; i < n; i++) {
+		char size[32], used[32], mem[32];
+		kci_human_size(t[i].bytes, size, sizeof(size));
+		snprintf(mem, sizeof(mem), "%lluM", (unsigned long long)t[i].memory_mib);
+		human_age(t[i].used, used, sizeof(used));
+		printf("%-32s %-30.30s %-4u %-7s %-4s %-10s %s%s\n", t[i].key, t[i].label,
+		       t[i].cpus, mem, t[i].network ? "nat" : "none", size, used,
+		       t[i].stale ? " (stale: kci prune removes it)" : "");
+	}
+	free(t);
+	free(cache);
+	free(home);
+}
+
 int
 kci_cmd_images(int argc, char **argv)
 {
@@ -215,6 +250,7 @@ kci_cmd_images(int argc, char **argv)
 	}
 	kci_images_info_free(infos, n);
 	kci_images_free(im);
+	list_templates();
 	return 0;
 }
 
@@ -336,19 +372,29 @@ prune_disks(const char *home, char **keep)
 int
 kci_cmd_prune(int argc, char **argv)
 {
-	static const char usage[] = "kci prune";
+	static const char usage[] = "kci prune [--templates]";
 	struct kci_err err = KCI_ERR_INIT;
 	struct kci_images *im = NULL;
-	char *home = NULL, **keep = NULL, size[32];
-	uint64_t freed = 0;
-	int rc;
+	char *home = NULL, **keep = NULL, size[32], *cache;
+	uint64_t freed = 0, tfreed = 0;
+	size_t tremoved = 0;
+	int rc, all_templates = 0;
 
 	if (wants_help(argc, argv, usage,
-		       "Delete blobs no image in the store needs, and root filesystem disks of\n"
-		       "images that are gone."))
+		       "Delete blobs no image in the store needs, root filesystem disks of images\n"
+		       "that are gone, and VM templates that no VM can use any more (made from a\n"
+		       "kernel, agent, image or QEMU that changed) or that none used for 7 days.\n"
+		       "--templates deletes every VM template (the next VM of each kind makes\n"
+		       "its template again)."))
 		return 0;
-	if (argc > 1)
-		return usage_error("prune", usage, "unexpected argument");
+	if (argc == 2 && strcmp(argv[1], "--templates") == 0) {
+		all_templates = 1;
+	} else if (argc > 1) {
+		char what[300];
+		snprintf(what, sizeof(what), "%s '%.200s'",
+			 argv[1][0] == '-' ? "unknown option" : "unexpected argument", argv[1]);
+		return usage_error("prune", usage, what);
+	}
 	if ((rc = kci_home(&home, &err)) < 0 || (rc = kci_images_open(&im, home, &err)) < 0 ||
 	    (rc = kci_images_prune(im, &freed, &keep, &err)) < 0) {
 		kci_print_error(err.msg);
@@ -357,7 +403,15 @@ kci_cmd_prune(int argc, char **argv)
 		return KCI_EXIT_RUNNER;
 	}
 	freed += prune_disks(home, keep);
+	cache = kci_xasprintf("%s/cache", home);
+	if (kci_vm_templates_prune(cache, all_templates, TEMPLATE_UNUSED_SEC, &tfreed, &tremoved,
+				   &err) < 0)
+		kci_print_error(err.msg);
+	free(cache);
+	freed += tfreed;
 	kci_human_size(freed, size, sizeof(size));
+	if (tremoved)
+		printf("removed %zu VM template%s\n", tremoved, tremoved == 1 ? "" : "s");
 	printf("freed %s\n", size);
 	for (size_t i = 0; keep && keep[i]; i++)
 		free(keep[i]);

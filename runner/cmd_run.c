@@ -55,6 +55,7 @@ static const char usage_text[] =
 	"      --max-output SIZE output a job may print before it is failed (default 64M)\n"
 	"      --kernel PATH     guest kernel bundle directory or vmlinuz file\n"
 	"      --accel MODE      auto (default), kvm or tcg\n"
+	"      --cold            boot every job's kernel; no VM templates (docs/templates.md)\n"
 	"      --debug           copy every guest console to stderr\n"
 	"  -h, --help            this help\n"
 	"\n"
@@ -81,7 +82,8 @@ enum {
 	OPT_INSECURE_REGISTRY,
 	OPT_KERNEL,
 	OPT_ACCEL,
-	OPT_DEBUG
+	OPT_DEBUG,
+	OPT_COLD
 };
 
 static const struct option long_opts[] = {
@@ -99,6 +101,7 @@ static const struct option long_opts[] = {
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
 	{ "accel", required_argument, NULL, OPT_ACCEL },
 	{ "debug", no_argument, NULL, OPT_DEBUG },
+	{ "cold", no_argument, NULL, OPT_COLD },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -112,7 +115,7 @@ struct run_opts {
 	int64_t timeout_ms;
 	uint64_t max_output_mib;
 	unsigned max_jobs;
-	int list, json, debug;
+	int list, json, debug, cold;
 	enum kci_accel accel;
 };
 
@@ -190,6 +193,9 @@ parse_opts(int argc, char **argv, struct run_opts *o)
 			break;
 		case OPT_DEBUG:
 			o->debug = 1;
+			break;
+		case OPT_COLD:
+			o->cold = 1;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -435,6 +441,7 @@ kci_cmd_run(int argc, char **argv)
 		goto fail;
 	ko.kernel = o.kernel;
 	ko.accel = o.accel;
+	ko.cold = o.cold;
 	if ((rc = kci_engine_kit_new(&kit, &ko, &err)) < 0 ||
 	    (rc = kci_engine_project_stage(proj, &ws, &err)) < 0)
 		goto fail;

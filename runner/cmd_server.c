@@ -39,7 +39,7 @@ static const char serve_usage[] =
 	"      --no-local-agent  run no jobs here: only agents on other machines do\n"
 	"      --capacity N      jobs at once here (default: from host CPUs and memory)\n"
 	"      --registry HOST, --insecure-registry HOST, --timeout DUR, --max-output SIZE,\n"
-	"      --kernel PATH, --accel MODE\n"
+	"      --kernel PATH, --accel MODE, --cold\n"
 	"                        for the jobs run here, as for kci run\n"
 	"  -h, --help            this help\n"
 	"\n"
@@ -70,6 +70,7 @@ static const char agent_usage[] =
 	"      --max-output SIZE output a job may print before it is failed (default 64M)\n"
 	"      --kernel PATH     guest kernel bundle directory or vmlinuz file\n"
 	"      --accel MODE      auto (default), kvm or tcg\n"
+	"      --cold            boot every job's kernel; no VM templates (docs/templates.md)\n"
 	"  -h, --help            this help\n"
 	"\n"
 	"Stop it with SIGTERM or Ctrl-C: it takes no new jobs and finishes the running\n"
@@ -89,6 +90,7 @@ enum {
 	OPT_MAX_OUTPUT,
 	OPT_KERNEL,
 	OPT_ACCEL,
+	OPT_COLD,
 };
 
 static const struct option serve_opts[] = {
@@ -102,6 +104,7 @@ static const struct option serve_opts[] = {
 	{ "max-output", required_argument, NULL, OPT_MAX_OUTPUT },
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
 	{ "accel", required_argument, NULL, OPT_ACCEL },
+	{ "cold", no_argument, NULL, OPT_COLD },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -119,6 +122,7 @@ static const struct option agent_opts[] = {
 	{ "max-output", required_argument, NULL, OPT_MAX_OUTPUT },
 	{ "kernel", required_argument, NULL, OPT_KERNEL },
 	{ "accel", required_argument, NULL, OPT_ACCEL },
+	{ "cold", no_argument, NULL, OPT_COLD },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -208,6 +212,9 @@ parse(const char *cmd, int argc, char **argv, const struct option *longs, const 
 		case OPT_ACCEL:
 			if (kci_vm_accel_parse(optarg, &o->agent.accel) < 0)
 				return bad_value(cmd, "--accel", optarg, "auto, kvm or tcg");
+			break;
+		case OPT_COLD:
+			o->agent.cold = 1;
 			break;
 		case 'h':
 			fputs(usage, stdout);

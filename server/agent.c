@@ -599,18 +599,22 @@ job_run(struct job *j)
 		rc = kci_err_sys(&err, errno, "create %s", out);
 		goto fail;
 	}
-	struct kci_engine_opts eo = { .kit = a->kit,
-				      .out_dir = out,
-				      .max_jobs = 1,
-				      .default_timeout_ms = a->o->default_timeout_ms,
-				      .output_limit = a->o->output_limit,
-				      .secrets = granted,
-				      .registries = a->o->registries,
-				      .console_fd = -1,
-				      .cancel_fd = j->cancel_fd,
-				      .needs_met = 1,
-				      .event = on_event,
-				      .ctx = j };
+	struct kci_engine_opts eo = {
+		.kit = a->kit,
+		.out_dir = out,
+		.max_jobs = 1,
+		.default_timeout_ms = a->o->default_timeout_ms,
+		.output_limit = a->o->output_limit,
+		.secrets = granted,
+		.registries = a->o->registries,
+		.console_fd = -1,
+		/* A fork's VMs never share a template with trusted builds'. */
+		.template_scope = j->trusted ? NULL : "untrusted",
+		.cancel_fd = j->cancel_fd,
+		.needs_met = 1,
+		.event = on_event,
+		.ctx = j
+	};
 	rc = kci_engine_project_run(p, selected, &eo, states, &err);
 	kci_rm_rf(out, NULL);
 	if (rc < 0)
@@ -866,7 +870,7 @@ int
 kci_server_agent(const struct kci_agent_opts *o, struct kci_err *err)
 {
 	struct agent a = { .o = o, .quit_fd = -1 };
-	struct kci_kit_opts ko = { .kernel = o->kernel, .accel = o->accel };
+	struct kci_kit_opts ko = { .kernel = o->kernel, .accel = o->accel, .cold = o->cold };
 	pthread_t *slots = NULL;
 	unsigned started = 0;
 	char host[256];

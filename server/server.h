@@ -23,6 +23,7 @@ struct kci_agent_opts {
 	const char *home;    /* KCI_HOME: store, cache, VMs, mirrors; NULL = kci_home() */
 	const char *kernel;  /* guest kernel override, or NULL */
 	enum kci_accel accel;
+	int cold; /* never start VMs from templates (--cold) */
 	/* What the jobs may use, as kci run's flags say it (--registry, --timeout, ...). */
 	struct kci_registry_policy registries;
 	int64_t default_timeout_ms; /* 0 = KCI_ENGINE_JOB_TIMEOUT_MS */

@@ -34,7 +34,15 @@ struct qemu_cmd {
 	unsigned long long memory_mib;
 	unsigned tsc_khz;
 	int console_fd, agent_fd, qmp_fd;
-	int net_fd; /* the NIC's stream socket to passt, with net */
+	int net_fd;	/* the NIC's stream socket to passt, with net */
+	int restore_fd; /* > 0: restore from the migration stream on this fd; 0 = boot */
+	/*
+	 * Guest RAM in this file instead of anonymous memory (VM templates):
+	 * shared (the guest being saved writes the file) or private (a clone
+	 * maps the template's RAM copy-on-write). NULL = anonymous.
+	 */
+	const char *ram_path;
+	int ram_shared;
 };
 /* Returns a NULL-terminated malloc'd argv (free with kci_strv_free). */
 char **qemu_argv(const struct qemu_cmd *c);
@@ -121,7 +129,7 @@ int cgroup_probe(char *what, size_t size);
 #define JAIL_FILES_MAX	    8
 #define VM_OVERHEAD_MIB	    768	 /* QEMU's own memory on top of the guest's, in its cgroup */
 #define VM_DISK_RESERVE_MIB 1024 /* free space a VM's worst-case disks must leave the host */
-#define JAIL_FDS_MAX	    4
+#define JAIL_FDS_MAX	    5
 #define KCI_JAIL_UID_BASE   1801650176u /* 0x6b630000: uids no account on a host uses */
 
 struct jail_file {
@@ -187,6 +195,9 @@ int console_shows(struct console_ring *r, const char *needle);
  */
 void cache_prune_superseded(const char *cache_dir, const char *prefix, const char *suffix,
 			    const char *keep);
+
+/* Copies only the data extents of src into a new file dst (0600); rootfs.c. */
+int vm_copy_sparse(const char *src, const char *dst, struct kci_err *err);
 
 /* A program's absolute path: from PATH, then the sbin dirs; or a path as given. NULL if none. */
 char *tool_path(const char *name);

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -29,6 +31,9 @@
 #include "common/strv.h"
 #include "common/xalloc.h"
 #include "vm/vmpriv.h"
+
+/* Name of a VM's RAM file while it is being made (make_ram): a kci temp file's. */
+#define RAM_PREFIX "kci-ram.tmp-"
 
 /* The fd numbers QEMU sees for its inherited sockets. */
 enum { CHILD_CONSOLE_FD = 3, CHILD_AGENT_FD = 4, CHILD_QMP_FD = 5, CHILD_NET_FD = 6 };
@@ -161,6 +166,17 @@ out:
 	return rc;
 }
 
+/* With templates, the workspace's size in whole GiB: one template serves every size below. */
+static uint64_t
+work_pad(const char *workspace)
+{
+	struct stat st;
+
+	if (!workspace || stat(workspace, &st) < 0)
+		return 0;
+	return ((uint64_t)st.st_size + (1ull << 30) - 1) & ~((1ull << 30) - 1);
+}
+
 /*
  * The VM's writable disks are sparse, but the guest may fill them: refuse to
  * start a VM whose worst case does not fit in the free space where they go.
@@ -173,8 +189,9 @@ check_room(const struct kci_vm_opts *o, struct kci_err *err)
 	struct stat st;
 
 	if (o->workspace && stat(o->workspace, &st) == 0)
-		work = (uint64_t)st.st_size >> 20;
-	worst = o->scratch_mib + work;
+		work = (o->warm ? work_pad(o->workspace) : (uint64_t)st.st_size) >> 20;
+	/* With templates, the VM that makes one has its RAM in a file there too. */
+	worst = o->scratch_mib + work + (o->warm ? o->memory_mib : 0);
 	if (!worst || statvfs(o->run_dir, &v) < 0)
 		return 0;
 	avail = (uint64_t)v.f_bavail * v.f_frsize >> 20;
@@ -188,58 +205,25 @@ check_room(const struct kci_vm_opts *o, struct kci_err *err)
 			   (unsigned long long)avail, o->run_dir, VM_DISK_RESERVE_MIB);
 }
 
-/* Copies only the data extents of src into a new dst: a formatted 8G disk is ~4 MiB of data. */
-static int
-copy_sparse(const char *src, const char *dst, struct kci_err *err)
-{
-	int in = open(src, O_RDONLY | O_CLOEXEC), outfd = -1, rc = 0;
-	struct stat st;
-	off_t data, hole;
-
-	if (in < 0)
-		return kci_err_sys(err, errno, "open %s", src);
-	outfd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (outfd < 0 || fstat(in, &st) < 0 || ftruncate(outfd, st.st_size) < 0) {
-		rc = kci_err_sys(err, errno, "create %s", dst);
-		goto out;
-	}
-	for (data = 0; (data = lseek(in, data, SEEK_DATA)) >= 0; data = hole) {
-		hole = lseek(in, data, SEEK_HOLE);
-		if (hole < 0)
-			hole = st.st_size;
-		for (off_t off = data; off < hole;) {
-			off_t o_in = off, o_out = off;
-			ssize_t n =
-				copy_file_range(in, &o_in, outfd, &o_out, (size_t)(hole - off), 0);
-			if (n <= 0) {
-				rc = kci_err_sys(err, n < 0 ? errno : EIO, "copy %s", src);
-				goto out;
-			}
-			off += n;
-		}
-	}
-	if (errno != ENXIO)
-		rc = kci_err_sys(err, errno, "seek %s", src);
-out:
-	close(in);
-	if (outfd >= 0)
-		close(outfd);
-	return rc;
-}
-
-/* The per-VM writable disk: a sparse copy of the cached empty template. */
+/*
+ * The per-VM writable disk: a sparse copy of the cached empty one, or of the
+ * template's for a VM restored from it (the saved guest has it mounted).
+ */
 static int
 make_scratch(struct kci_vm *vm, const char *cache_dir, uint64_t mib, char **out,
 	     struct kci_err *err)
 {
-	char *template = NULL, *path;
+	char *src = NULL, *path;
 	int rc;
 
-	if ((rc = scratch_template(cache_dir, mib, &template, err)) < 0)
+	if (vm->mode == VM_CLONE)
+		src = kci_xasprintf("%s/scratch.ext4", vm->tmpl.dir);
+	else if ((rc = scratch_template(cache_dir, mib, &src, err)) < 0)
 		return rc;
 	path = kci_xasprintf("%s/scratch.ext4", vm->dir);
-	rc = copy_sparse(template, path, err);
-	free(template);
+	(void)unlink(path); /* a cold boot after a failed restore starts afresh */
+	rc = vm_copy_sparse(src, path, err);
+	free(src);
 	if (rc < 0) {
 		free(path);
 		return rc;
@@ -248,13 +232,21 @@ make_scratch(struct kci_vm *vm, const char *cache_dir, uint64_t mib, char **out,
 	return 0;
 }
 
-/* The VM's own copy of the workspace template, which stays untouched for the next VM. */
+/*
+ * The VM's own copy of the workspace disk, which stays untouched for the next
+ * VM. With templates it is padded (sparse) to work_pad: the saved guest's
+ * kernel knows the disk's size from its boot, so every clone's must be the
+ * same, at least as large as the file system in it.
+ */
 static int
-make_workspace(struct kci_vm *vm, const char *template, char **out, struct kci_err *err)
+make_workspace(struct kci_vm *vm, const char *src, uint64_t pad, char **out, struct kci_err *err)
 {
 	char *path = kci_xasprintf("%s/workspace.ext4", vm->dir);
-	int rc = copy_sparse(template, path, err);
+	int rc;
 
+	(void)unlink(path);
+	if ((rc = vm_copy_sparse(src, path, err)) == 0 && pad && truncate(path, (off_t)pad) < 0)
+		rc = kci_err_sys(err, errno, "pad %s", path);
 	if (rc < 0) {
 		free(path);
 		return kci_err_prefix(err, "workspace disk");
@@ -410,6 +402,76 @@ make_limits(struct kci_vm *vm, const struct kci_vm_opts *o, struct kci_err *err)
 	return geteuid() == 0 ? rc : 0;
 }
 
+/* The command line's paths as QEMU sees them in its jail (/vm/...). */
+static void
+jail_paths(const struct vm_boot *b, struct qemu_cmd *cmd)
+{
+	cmd->kernel = "/vm/vmlinuz";
+	cmd->initrd = "/vm/initrd";
+	cmd->rootfs = b->rootfs ? "/vm/root.ext4" : NULL;
+	cmd->scratch = b->scratch_mib ? "/vm/scratch.ext4" : NULL;
+	cmd->workspace = b->workspace_src ? "/vm/work.ext4" : NULL;
+}
+
+/* What this VM's launches pass QEMU; name and fds are the caller's. */
+static void
+base_cmd(const struct kci_vm *vm, struct qemu_cmd *cmd)
+{
+	const struct vm_boot *b = vm->boot;
+
+	*cmd = (struct qemu_cmd){
+		.net = b->network == KCI_VM_NET_NAT ? VM_NET_ADDRESSING : NULL,
+		.accel = b->accel,
+		.cpus = b->cpus,
+		.memory_mib = b->memory_mib,
+		.tsc_khz = kci_vm_host_tsc_khz(),
+		.console_fd = CHILD_CONSOLE_FD,
+		.agent_fd = CHILD_AGENT_FD,
+		.qmp_fd = CHILD_QMP_FD,
+		.net_fd = CHILD_NET_FD,
+		.ram_path = vm->mode != VM_COLD ? "/vm/ram" : NULL,
+		.ram_shared = vm->mode == VM_MAKE,
+	};
+	jail_paths(b, cmd);
+}
+
+/*
+ * Picks the VM's mode (template.c) by the command line its template would
+ * have. The TSC frequency is left out: the kernel reads it only as it boots,
+ * and a host whose reported frequency wanders would never reuse a template.
+ */
+static void
+choose_mode(struct kci_vm *vm)
+{
+	const struct vm_boot *b = vm->boot;
+	struct qemu_cmd cmd;
+	char *exe = tool_path(b->qemu ? b->qemu : "qemu-system-x86_64"), *text;
+	char **argv;
+	size_t len = 0;
+
+	if (!exe)
+		return; /* launch() says QEMU is missing */
+	base_cmd(vm, &cmd);
+	cmd.tsc_khz = 0;
+	/* As a clone has it; the VM that makes the template shares it instead. */
+	cmd.ram_path = "/vm/ram";
+	cmd.ram_shared = 0;
+	cmd.qemu = exe;
+	argv = qemu_argv(&cmd);
+	for (size_t i = 0; argv[i]; i++)
+		len += strlen(argv[i]) + 1;
+	text = kci_xmalloc(len + 1);
+	text[0] = '\0';
+	for (size_t i = 0; argv[i]; i++) {
+		strcat(text, argv[i]);
+		strcat(text, " ");
+	}
+	template_choose(vm, exe, text);
+	free(text);
+	kci_strv_free(argv);
+	free(exe);
+}
+
 /* Starts QEMU in its jail, with the sockets it needs at fixed fd numbers. */
 static int
 spawn(struct kci_vm *vm, struct qemu_cmd *cmd, int console, int agent, int qmp, int net,
@@ -434,18 +496,26 @@ spawn(struct kci_vm *vm, struct qemu_cmd *cmd, int console, int agent, int qmp, 
 	}
 	j.uid = vm->uid;
 	j.gid = (gid_t)vm->uid;
-	if ((rc = add_ro_file(&j, o->kernel, "vmlinuz", 0, err)) < 0 ||
-	    (rc = add_ro_file(&j, o->initrd, "initrd", 0, err)) < 0 ||
+	if ((vm->mode != VM_CLONE && ((rc = add_ro_file(&j, o->kernel, "vmlinuz", 0, err)) < 0 ||
+				      (rc = add_ro_file(&j, o->initrd, "initrd", 0, err)) < 0)) ||
 	    (o->rootfs && (rc = add_ro_file(&j, o->rootfs, "root.ext4", 1, err)) < 0) ||
 	    (scratch && (rc = add_rw_file(&j, scratch, "scratch.ext4", err)) < 0) ||
-	    (workspace && (rc = add_rw_file(&j, workspace, "work.ext4", err)) < 0))
+	    (workspace && (rc = add_rw_file(&j, workspace, "work.ext4", err)) < 0) ||
+	    (vm->mode == VM_MAKE && (rc = add_rw_file(&j, vm->ram, "ram", err)) < 0))
 		goto out;
-	cmd->kernel = "/vm/vmlinuz";
-	cmd->initrd = "/vm/initrd";
-	cmd->rootfs = o->rootfs ? "/vm/root.ext4" : NULL;
-	cmd->scratch = scratch ? "/vm/scratch.ext4" : NULL;
-	cmd->workspace = workspace ? "/vm/work.ext4" : NULL;
+	/*
+	 * A clone maps the template's RAM privately (copy-on-write): what its guest
+	 * writes never reaches the file. QEMU 7.2 opens it read-write all the same
+	 * (docs/templates.md says what that leaves open and how kci checks it).
+	 */
+	if (vm->mode == VM_CLONE)
+		j.files[j.n_files++] =
+			(struct jail_file){ .host = vm->ram, .name = "ram", .writable = 1 };
+	jail_paths(o, cmd);
 	cmd->qemu = exe;
+	/* The saved state comes after the other inherited fds. */
+	if (vm->mode == VM_CLONE)
+		cmd->restore_fd = 3 + (net >= 0 ? 4 : 3);
 	argv = qemu_argv(cmd);
 	if (o->console_fd >= 0) {
 		for (size_t i = 0; argv[i]; i++)
@@ -464,9 +534,14 @@ spawn(struct kci_vm *vm, struct qemu_cmd *cmd, int console, int agent, int qmp, 
 	j.fds[j.n_fds++] = qmp;	    /* CHILD_QMP_FD */
 	if (net >= 0)
 		j.fds[j.n_fds++] = net; /* CHILD_NET_FD */
+	if (vm->mode == VM_CLONE)
+		j.fds[j.n_fds++] = vm->tmpl.state_fd; /* cmd->restore_fd */
 	j.out_fd = errpipe[1];
 	j.cg = vm->cg;
 	rc = jail_spawn(&j, err);
+	/* Bound into the jail (or failed to be): its name is of no more use. */
+	if (vm->mode == VM_MAKE)
+		(void)unlink(vm->ram);
 	vm->pid = j.pid;
 	vm->pidfd = j.pidfd;
 	if (rc < 0)
@@ -506,25 +581,21 @@ launch(struct kci_vm *vm, struct kci_err *err)
 		rc = kci_err_sys(err, errno, "socketpair");
 		goto out;
 	}
-	struct qemu_cmd cmd = {
-		.name = vm->dir,
-		.net = net >= 0 ? VM_NET_ADDRESSING : NULL,
-		.accel = b->accel,
-		.cpus = b->cpus,
-		.memory_mib = b->memory_mib,
-		.tsc_khz = kci_vm_host_tsc_khz(),
-		.console_fd = CHILD_CONSOLE_FD,
-		.agent_fd = CHILD_AGENT_FD,
-		.qmp_fd = CHILD_QMP_FD,
-		.net_fd = CHILD_NET_FD,
-	};
+	struct qemu_cmd cmd;
+	base_cmd(vm, &cmd);
+	cmd.name = vm->dir;
 	if ((rc = spawn(vm, &cmd, con[1], agent[1], qmp, net, err)) < 0)
 		goto out;
 	vm->console_fd = con[0];
 	vm->agent_fd = agent[0];
 	con[0] = agent[0] = -1;
+	if (vm->mode == VM_CLONE && (rc = template_incoming(vm, cmd.restore_fd, err)) < 0)
+		goto out;
 	set_nonblock(vm->console_fd);
 	set_nonblock(vm->agent_fd);
+	/* A restored guest is past its boot, waiting for RESUME (template.c). */
+	vm->hello = vm->alive = vm->resume_due = vm->mode == VM_CLONE;
+	vm->resumed = vm->ready = 0;
 out:
 	for (int i = 0; i < 2; i++) {
 		if (con[i] >= 0)
@@ -539,6 +610,86 @@ out:
 	return rc;
 }
 
+/* Removes the RAM files of VMs whose kci was killed between making one and unlinking it. */
+static void
+sweep_ram_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	struct stat st;
+
+	while (d && (de = readdir(d)))
+		if (strncmp(de->d_name, RAM_PREFIX, strlen(RAM_PREFIX)) == 0 &&
+		    kci_tmp_is_orphan(de->d_name) &&
+		    fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode) && st.st_uid == geteuid())
+			(void)unlinkat(dirfd(d), de->d_name, 0);
+	if (d)
+		closedir(d);
+}
+
+/*
+ * Guest RAM as a file: the template's for a clone. For the VM that makes a
+ * template, a file of kci's that QEMU maps shared, so that template_save()
+ * can copy the saved RAM out of it (through vm->ram_fd): in /dev/shm when
+ * that is a tmpfs, since on a disk every write of the first job to its RAM
+ * would be written back to the disk (and the boot is slower). It is unlinked
+ * as soon as QEMU's jail has it bound (spawn()); a memfd would need no name,
+ * but cannot be bound into the jail's mount namespace.
+ */
+static int
+make_ram(struct kci_vm *vm, struct kci_err *err)
+{
+	struct statfs sfs;
+	const char *dir = "/dev/shm";
+
+	free(vm->ram);
+	vm->ram = NULL;
+	if (vm->ram_fd >= 0)
+		close(vm->ram_fd);
+	vm->ram_fd = -1;
+	if (vm->mode == VM_CLONE)
+		vm->ram = kci_xasprintf("%s/ram", vm->tmpl.dir);
+	if (vm->mode != VM_MAKE)
+		return 0;
+	/*
+	 * All of the guest's RAM may end up there: a tmpfs too small for it would
+	 * kill QEMU (SIGBUS) the moment it filled up.
+	 */
+	if (statfs(dir, &sfs) < 0 || sfs.f_type != TMPFS_MAGIC || access(dir, W_OK) < 0 ||
+	    (uint64_t)sfs.f_bavail * (uint64_t)sfs.f_bsize < (vm->boot->memory_mib + 256) << 20)
+		dir = vm->dir;
+	sweep_ram_files(dir);
+	vm->ram = kci_xasprintf("%s/" RAM_PREFIX "%d-XXXXXX", dir, (int)getpid());
+	vm->ram_fd = mkostemp(vm->ram, O_CLOEXEC);
+	if (vm->ram_fd < 0 || ftruncate(vm->ram_fd, (off_t)(vm->boot->memory_mib << 20)) < 0) {
+		int rc = kci_err_sys(err, errno, "guest RAM for the VM template in %s", dir);
+		if (vm->ram_fd >= 0)
+			(void)unlink(vm->ram);
+		return rc;
+	}
+	return 0;
+}
+
+/* The VM's own scratch and workspace disks, made afresh. */
+static int
+make_disks(struct kci_vm *vm, struct kci_err *err)
+{
+	struct vm_boot *b = vm->boot;
+	int rc;
+
+	free(b->scratch);
+	free(b->workspace);
+	b->scratch = b->workspace = NULL;
+	if (b->scratch_mib &&
+	    (rc = make_scratch(vm, b->cache_dir, b->scratch_mib, &b->scratch, err)) < 0)
+		return rc;
+	if (b->workspace_src &&
+	    (rc = make_workspace(vm, b->workspace_src, b->work_pad, &b->workspace, err)) < 0)
+		return rc;
+	return 0;
+}
+
 static void
 boot_free(struct vm_boot *b)
 {
@@ -551,8 +702,13 @@ boot_free(struct vm_boot *b)
 	free(b->cache_dir);
 	free(b->scratch);
 	free(b->workspace);
+	free(b->workspace_src);
+	free(b->label);
+	free(b->scope);
 	free(b);
 }
+
+static int start_cold(struct kci_vm *vm, struct kci_err *err);
 
 int
 kci_vm_start(struct kci_vm **out, const struct kci_vm_opts *o, struct kci_err *err)
@@ -562,7 +718,7 @@ kci_vm_start(struct kci_vm **out, const struct kci_vm_opts *o, struct kci_err *e
 	int rc;
 
 	vm->pidfd = vm->agent_fd = vm->console_fd = vm->stderr_fd = vm->lock_fd = -1;
-	vm->uid_lock_fd = -1;
+	vm->uid_lock_fd = vm->ram_fd = -1;
 	vm->console_copy_fd = o->console_fd;
 	vm->dec = kci_xmalloc(sizeof(*vm->dec));
 	kci_decoder_init(vm->dec);
@@ -575,9 +731,15 @@ kci_vm_start(struct kci_vm **out, const struct kci_vm_opts *o, struct kci_err *e
 	b->initrd = kci_xstrdup(o->initrd);
 	b->rootfs = o->rootfs ? kci_xstrdup(o->rootfs) : NULL;
 	b->cache_dir = o->cache_dir ? kci_xstrdup(o->cache_dir) : NULL;
+	b->workspace_src = o->workspace ? kci_xstrdup(o->workspace) : NULL;
+	b->label = kci_xstrdup(o->label ? o->label : o->rootfs ? "root disk" : "initramfs");
 	b->accel = o->accel;
 	b->cpus = o->cpus;
 	b->memory_mib = o->memory_mib;
+	b->scratch_mib = o->scratch_mib;
+	b->work_pad = o->warm ? work_pad(o->workspace) : 0;
+	b->scope = o->template_scope ? kci_xstrdup(o->template_scope) : NULL;
+	vm->tmpl.lock_fd = vm->tmpl.state_fd = -1;
 	b->console_fd = o->console_fd;
 	b->network = o->network;
 	if (o->network != KCI_VM_NET_NONE && o->network != KCI_VM_NET_NAT) {
@@ -587,13 +749,17 @@ kci_vm_start(struct kci_vm **out, const struct kci_vm_opts *o, struct kci_err *e
 	if ((rc = check_room(o, err)) < 0 || (rc = make_run_dir(vm, o->run_dir, err)) < 0 ||
 	    (rc = make_limits(vm, o, err)) < 0)
 		goto out;
-	if (o->scratch_mib &&
-	    (rc = make_scratch(vm, o->cache_dir, o->scratch_mib, &b->scratch, err)) < 0)
-		goto out;
-	if (o->workspace && (rc = make_workspace(vm, o->workspace, &b->workspace, err)) < 0)
-		goto out;
-	if ((rc = launch(vm, err)) < 0)
-		goto out;
+	if (o->warm && o->cache_dir)
+		choose_mode(vm);
+	if ((rc = make_ram(vm, err)) < 0 || (rc = make_disks(vm, err)) < 0 ||
+	    (rc = launch(vm, err)) < 0) {
+		/*
+		 * A template that would not start (removed under us by `kci prune`,
+		 * refused by QEMU) or could not be made is no reason to fail the job.
+		 */
+		if (vm->mode == VM_COLD || (rc = start_cold(vm, err)) < 0)
+			goto out;
+	}
 	*out = vm;
 	vm = NULL;
 out:
@@ -624,16 +790,73 @@ stop_processes(struct kci_vm *vm)
 	}
 }
 
-int
-vm_relaunch(struct kci_vm *vm, struct kci_err *err)
+/* Forgets what the last launch's guest said, for a new launch. */
+static void
+reset_boot_state(struct kci_vm *vm)
 {
 	stop_processes(vm);
 	kci_decoder_init(vm->dec);
 	memset(&vm->console, 0, sizeof(vm->console));
 	memset(&vm->qemu_stderr, 0, sizeof(vm->qemu_stderr));
-	vm->ready = vm->alive = 0;
+	vm->ready = vm->alive = vm->hello = vm->resume_due = vm->resumed = 0;
 	vm->booted_ms = vm_now_ms();
+}
+
+int
+vm_relaunch(struct kci_vm *vm, struct kci_err *err)
+{
+	int rc;
+
+	reset_boot_state(vm);
 	vm->relaunches++;
+	return (rc = make_ram(vm, err)) < 0 ? rc : launch(vm, err);
+}
+
+/* kci_vm_start() after a failure to start from, or make, a template. */
+static int
+start_cold(struct kci_vm *vm, struct kci_err *err)
+{
+	char why[300];
+
+	snprintf(why, sizeof(why), "%.*s", (int)strcspn(err->msg, "\n"), err->msg);
+	*err = (struct kci_err)KCI_ERR_INIT;
+	if (vm->mode == VM_MAKE) {
+		snprintf(vm->note, sizeof(vm->note),
+			 "could not make a VM template (%s); this VM boots cold", why);
+		stop_processes(vm);
+		template_release(&vm->tmpl);
+		vm->mode = VM_COLD;
+		int rc = make_ram(vm, err);
+		if (rc == 0)
+			rc = make_disks(vm, err);
+		return rc < 0 ? rc : launch(vm, err);
+	}
+	return vm_boot_cold(vm, why, err);
+}
+
+int
+vm_boot_cold(struct kci_vm *vm, const char *why, struct kci_err *err)
+{
+	int rc;
+
+	reset_boot_state(vm);
+	snprintf(vm->note, sizeof(vm->note),
+		 "the VM template for this job could not be restored (%s): it was removed, "
+		 "and this VM boots cold",
+		 why);
+	template_remove(vm->tmpl.dir);
+	template_release(&vm->tmpl);
+	vm->mode = VM_COLD;
+	vm->relaunches = 0;
+	/* This boot makes the next VM's template, unless another kci is at it. */
+	choose_mode(vm);
+	if (vm->mode == VM_CLONE) { /* made by another kci meanwhile: boot all the same */
+		template_release(&vm->tmpl);
+		vm->mode = VM_COLD;
+	}
+	/* The restored guest may have written its disks: the cold boot gets new copies. */
+	if ((rc = make_ram(vm, err)) < 0 || (rc = make_disks(vm, err)) < 0)
+		return rc;
 	return launch(vm, err);
 }
 
@@ -711,6 +934,12 @@ kci_vm_free(struct kci_vm *vm)
 	if (vm->lock_fd >= 0)
 		close(vm->lock_fd);
 	boot_free(vm->boot);
+	template_release(&vm->tmpl);
+	if (vm->ram_fd >= 0) {
+		(void)unlink(vm->ram); /* if launch() failed before spawn() unlinked it */
+		close(vm->ram_fd);
+	}
+	free(vm->ram);
 	free(vm->dir);
 	free(vm->qmp_path);
 	free(vm->dec);

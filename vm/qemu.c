@@ -53,7 +53,9 @@ qemu_argv(const struct qemu_cmd *c)
 	 * No option ROMs: nothing in the guest uses them. The RTC stays: without it
 	 * the guest clock starts in 1970, which breaks make and TLS.
 	 */
-	add2(&a, "-M", kci_xstrdup("microvm,x-option-roms=off,isa-serial=on"));
+	add2(&a, "-M",
+	     kci_xasprintf("microvm,x-option-roms=off,isa-serial=on%s",
+			   c->ram_path ? ",memory-backend=kci-ram" : ""));
 	if (c->accel == KCI_ACCEL_KVM) {
 		add2(&a, "-accel", kci_xstrdup("kvm"));
 		add2(&a, "-cpu", kci_xstrdup("host"));
@@ -62,6 +64,10 @@ qemu_argv(const struct qemu_cmd *c)
 	}
 	add2(&a, "-smp", kci_xasprintf("%u", c->cpus));
 	add2(&a, "-m", kci_xasprintf("%lluM", c->memory_mib));
+	if (c->ram_path)
+		add2(&a, "-object",
+		     kci_xasprintf("memory-backend-file,id=kci-ram,size=%lluM,mem-path=%s,share=%s",
+				   c->memory_mib, c->ram_path, c->ram_shared ? "on" : "off"));
 	add(&a, kci_xstrdup("-nodefaults"));
 	add(&a, kci_xstrdup("-no-user-config"));
 	add2(&a, "-display", kci_xstrdup("none"));
@@ -106,6 +112,17 @@ qemu_argv(const struct qemu_cmd *c)
 		     kci_xasprintf("stream,id=net0,server=off,addr.type=fd,addr.str=%d",
 				   c->net_fd));
 		add2(&a, "-device", kci_xstrdup("virtio-net-device,netdev=net0"));
+	}
+	/*
+	 * A VM template's guest: QEMU loads the saved device state instead of
+	 * booting, and runs it as soon as it is loaded (it was saved running).
+	 * Its RAM is not in that state: it is the template's RAM file, mapped,
+	 * which the monitor must say before the load (x-ignore-shared).
+	 */
+	if (c->restore_fd > 0) {
+		add2(&a, "-incoming", kci_xstrdup("defer")); /* template_incoming() */
+		/* Nothing boots: the kernel is in the saved RAM already. */
+		return a.v;
 	}
 	add2(&a, "-kernel", kci_xstrdup(c->kernel));
 	add2(&a, "-initrd", kci_xstrdup(c->initrd));

@@ -14,6 +14,7 @@
 #include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/xalloc.h"
@@ -45,6 +46,11 @@
  */
 #define BOOT_TRIES		3
 #define BOOT_CALIBRATION_FAILED "APIC frequency too slow"
+/*
+ * A guest restored from a template answers RESUME in well under a second; one
+ * that has not in this long will not, and the VM boots cold instead.
+ */
+#define RESTORE_TIMEOUT_MS 20000
 
 /* Which deadline comes next (next_deadline). */
 enum deadline {
@@ -52,6 +58,7 @@ enum deadline {
 	DL_HELLO,   /* BOOT_TIMEOUT_MS after QEMU's launch without HELLO */
 	DL_SILENCE, /* SILENCE_TIMEOUT_MS without a frame once the agent is up */
 	DL_ALIVE,   /* BOOT_ALIVE_MS after a first launch without the agent's first line */
+	DL_RESTORE, /* RESTORE_TIMEOUT_MS after a restore without the agent's HELLO */
 };
 
 /* Frames queued for the agent; STDIN is read only when this is empty, so it stays small. */
@@ -136,6 +143,16 @@ vm_death_error(struct kci_vm *vm, const char *what, struct kci_err *err)
 			   tail[0] ? "\nlast guest console lines:\n" : "", tail);
 }
 
+/* Tells the caller kci's news about the VM (and the --debug console). */
+static void
+tell(struct session *s, const char *text)
+{
+	if (s->vm->console_copy_fd >= 0)
+		dprintf(s->vm->console_copy_fd, "kci: debug: %s\n", text);
+	if (s->io->notice)
+		s->io->notice(s->io->ctx, text);
+}
+
 /* Boots the VM again (vm_relaunch) after a failed boot, and says so: 1, or an error. */
 static int
 boot_again(struct session *s, const char *why, struct kci_err *err)
@@ -145,10 +162,7 @@ boot_again(struct session *s, const char *why, struct kci_err *err)
 	int rc;
 
 	snprintf(text, sizeof(text), "%s; booting the VM again", why);
-	if (vm->console_copy_fd >= 0)
-		dprintf(vm->console_copy_fd, "kci: debug: %s\n", text);
-	if (s->io->notice)
-		s->io->notice(s->io->ctx, text);
+	tell(s, text);
 	if ((rc = vm_relaunch(vm, err)) < 0) {
 		vm->broken = 1;
 		return rc;
@@ -251,10 +265,12 @@ write_out(struct session *s, int stream, const uint8_t *p, size_t len, struct kc
 static int
 on_hello(struct session *s, const struct kci_frame *f, struct kci_err *err)
 {
+	struct kci_vm *vm = s->vm;
 	struct kci_hello h;
 	int rc;
 
-	if (s->vm->ready)
+	/* One HELLO as it boots, one once RESUME is applied (docs/protocol.md). */
+	if (vm->ready || (vm->hello && !vm->resumed))
 		return kci_err_set(err, KCI_PROTO, "agent said HELLO twice");
 	if ((rc = kci_proto_parse_hello(f->payload, f->len, &h, err)) < 0)
 		return rc;
@@ -263,8 +279,90 @@ on_hello(struct session *s, const struct kci_frame *f, struct kci_err *err)
 				   "agent speaks protocol %d, kci speaks %d "
 				   "(rebuild the initramfs: remove the cache dir)",
 				   h.proto, KCI_PROTO_VERSION);
-	s->vm->ready = 1;
+	if (vm->resumed)
+		vm->ready = 1;
+	vm->hello = 1;
 	return 0;
+}
+
+/*
+ * READY: the guest booted and waits for RESUME. A VM making a template is
+ * saved right here; whether that works or not, the job goes on.
+ */
+static int
+on_ready(struct session *s, struct kci_err *err)
+{
+	struct kci_vm *vm = s->vm;
+	struct kci_err serr = KCI_ERR_INIT;
+	char text[600];
+
+	if (!vm->hello || vm->resume_due || vm->resumed)
+		return kci_err_set(err, KCI_PROTO, "agent sent READY out of turn");
+	if (vm->mode == VM_MAKE && template_save(vm, &serr) < 0) {
+		if (vm->broken) {
+			*err = serr;
+			return KCI_ERROR;
+		}
+		snprintf(text, sizeof(text), "could not save a VM template (%.400s); VMs boot cold",
+			 serr.msg);
+		tell(s, text);
+	}
+	vm->resume_due = 1;
+	return 0;
+}
+
+/* RESUME: what makes this guest the job's, fresh from the host (agent/resume.c). */
+static void
+send_resume(struct session *s)
+{
+	struct kci_resume r = { 0 };
+	struct timespec now;
+	uint8_t id[16];
+	size_t len;
+
+	if (getentropy(r.entropy, sizeof(r.entropy)) < 0 || getentropy(id, sizeof(id)) < 0)
+		abort(); /* cannot fail for 256 bytes or less on Linux >= 3.17 */
+	clock_gettime(CLOCK_REALTIME, &now);
+	r.time_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+	snprintf(r.hostname, sizeof(r.hostname), "kci-%02x%02x%02x%02x", id[0], id[1], id[2],
+		 id[3]);
+	for (size_t i = 0; i < sizeof(id); i++)
+		snprintf(r.machine_id + 2 * i, 3, "%02x", id[i]);
+	char *json = kci_proto_encode_resume(&r, &len);
+	outq_push(&s->out, KCI_F_RESUME, 0, json, len);
+	explicit_bzero(json, len);
+	explicit_bzero(&r, sizeof(r));
+	free(json);
+	s->vm->resume_due = 0;
+	s->vm->resumed = 1;
+}
+
+/*
+ * A restored guest failed before it came up: unless it was this VM's cold
+ * boot already, the template goes and the VM boots cold. 1 if it did, else rc.
+ */
+static int
+restore_failed(struct session *s, int rc, struct kci_err *err)
+{
+	struct kci_vm *vm = s->vm;
+	char why[300];
+	int again;
+
+	if (vm->mode != VM_CLONE || vm->ready)
+		return rc;
+	vm_drain_logs(vm);
+	/* The first line of the error says it; the console tail is for cold boots. */
+	snprintf(why, sizeof(why), "%.*s", (int)strcspn(err->msg, "\n"), err->msg);
+	free(s->out.buf);
+	s->out = (struct outq){ 0 };
+	vm->broken = 0;
+	if ((again = vm_boot_cold(vm, why, err)) < 0) {
+		vm->broken = 1;
+		return again;
+	}
+	tell(s, vm->note);
+	vm->note[0] = '\0';
+	return 1;
 }
 
 static int
@@ -280,6 +378,8 @@ on_frame(struct session *s, const struct kci_frame *f, struct kci_err *err)
 		return on_hello(s, f, err);
 	case KCI_F_HEARTBEAT:
 		return 0;
+	case KCI_F_READY:
+		return on_ready(s, err);
 	case KCI_F_LOG:
 		if (s->vm->console_copy_fd >= 0) {
 			clean_text(text, sizeof(text), f->payload, f->len);
@@ -441,6 +541,9 @@ next_deadline(struct session *s, enum deadline *which)
 	if (vm->ready) {
 		other = vm->last_frame_ms + SILENCE_TIMEOUT_MS;
 		w = DL_SILENCE;
+	} else if (vm->mode == VM_CLONE) {
+		other = vm->booted_ms + RESTORE_TIMEOUT_MS;
+		w = DL_RESTORE;
 	} else if (!vm->alive && !vm->relaunches) {
 		other = vm->booted_ms + BOOT_ALIVE_MS;
 		w = DL_ALIVE;
@@ -474,6 +577,11 @@ deadline_error(struct session *s, enum deadline which, struct kci_err *err)
 		snprintf(what, sizeof(what), "the guest did not start the agent within %d s%s",
 			 BOOT_TIMEOUT_MS / 1000,
 			 vm->relaunches ? " (booted again, to no avail)" : "");
+		return vm_death_error(vm, what, err);
+	}
+	if (which == DL_RESTORE) {
+		snprintf(what, sizeof(what), "the restored guest did not answer within %d s",
+			 RESTORE_TIMEOUT_MS / 1000);
 		return vm_death_error(vm, what, err);
 	}
 	return vm_death_error(vm, "the agent stopped responding (no heartbeat for 30 s)", err);
@@ -518,6 +626,12 @@ loop(struct session *s, struct kci_err *err)
 		}
 		if (now >= d)
 			return deadline_error(s, which, err);
+		if (vm->note[0]) {
+			tell(s, vm->note);
+			vm->note[0] = '\0';
+		}
+		if (vm->resume_due)
+			send_resume(s);
 		if (vm->ready && !s->sent_run)
 			send_run(s);
 		int want_stdin = s->sent_run && s->stdin_open && s->out.off == s->out.len;
@@ -608,7 +722,12 @@ kci_vm_exec(struct kci_vm *vm, const struct kci_run_req *req, const struct kci_v
 		vm->next_id = 1;
 	s.id = vm->next_id;
 	s.stdin_open = io->stdin_fd >= 0;
-	rc = loop(&s, err);
+	/* A guest restored from a template that fails before it is up gets one cold boot. */
+	while ((rc = loop(&s, err)) == KCI_ERROR || rc == KCI_PROTO) {
+		if ((rc = restore_failed(&s, rc, err)) != 1)
+			break;
+		*err = (struct kci_err)KCI_ERR_INIT;
+	}
 	if (canceled_by)
 		*canceled_by = s.signo;
 	/* Output the agent sent is flushed before the result; anything pending for it is moot. */

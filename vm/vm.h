@@ -102,6 +102,14 @@ struct kci_vm_opts {
 	 * outside world but not the host's loopback.
 	 */
 	int network;
+	/*
+	 * Start from a VM template when there is one for this configuration,
+	 * else boot cold and save the guest as one for the next VM
+	 * (docs/templates.md). 0 = always boot the kernel (--cold).
+	 */
+	int warm;
+	const char *template_scope; /* part of the template's key: keeps trust levels apart */
+	const char *label; /* what the root disk is ("alpine:3", "base"), for `kci images` */
 };
 
 enum { KCI_VM_NET_NONE = 0, KCI_VM_NET_NAT = 1 };
@@ -178,6 +186,29 @@ int kci_vm_exec(struct kci_vm *vm, const struct kci_run_req *req, const struct k
  * capped (a cgroup). -1 when something is missing; the lines say what.
  */
 int kci_vm_jail_check(char *ns, size_t nslen, char *caps, size_t capslen);
+
+/* ---- VM templates (template.c, docs/templates.md) ---- */
+
+struct kci_vm_template_info {
+	char key[33];
+	char label[128]; /* what its root disk is */
+	unsigned cpus;
+	uint64_t memory_mib;
+	int network;
+	uint64_t bytes;	       /* disk space it takes (its files are sparse) */
+	int64_t created, used; /* seconds since the epoch */
+	int stale; /* made from files that changed or are gone: no VM can use it again */
+};
+
+/* The templates in cache_dir (malloc'd array; an absent dir is none). */
+int kci_vm_templates_list(const char *cache_dir, struct kci_vm_template_info **out, size_t *n,
+			  struct kci_err *err);
+/*
+ * Removes stale templates and those unused for `unused_for` seconds (every
+ * one with `all`), and half-made ones of dead kci processes.
+ */
+int kci_vm_templates_prune(const char *cache_dir, int all, int64_t unused_for, uint64_t *freed,
+			   size_t *removed, struct kci_err *err);
 
 /* Removes runtime dirs left by kci processes that died without cleaning up. */
 void kci_vm_sweep_stale(const char *run_dir);

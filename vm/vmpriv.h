@@ -5,6 +5,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "common/err.h"
+
 #include "common/proto.h"
 #include "vm/internal.h"
 
@@ -12,12 +14,47 @@
 struct vm_boot {
 	char *qemu, *kernel, *initrd, *rootfs, *cache_dir; /* qemu, rootfs may be NULL */
 	char *scratch, *workspace; /* the VM's own disks in its dir, or NULL */
+	char *workspace_src;	   /* what the workspace disk is a copy of */
+	char *label;		   /* what the root disk is, for `kci images` */
+	char *scope;		   /* opts->template_scope, or NULL */
 	enum kci_accel accel;
 	unsigned cpus;
-	uint64_t memory_mib;
+	uint64_t memory_mib, scratch_mib;
+	uint64_t work_pad; /* with a template: the size the workspace copy is padded to */
 	int console_fd;
 	int network;
 };
+
+/* How a VM boots (template.c, docs/templates.md). */
+enum vm_mode {
+	VM_COLD,  /* boots its kernel */
+	VM_MAKE,  /* boots its kernel and is saved as a template once the agent is READY */
+	VM_CLONE, /* restored from a template */
+};
+
+/* The VM template a VM makes or was restored from. */
+struct vm_template {
+	char *key;     /* hex digest of everything that shapes the saved guest */
+	char *dir;     /* $KCI_HOME/cache/templates/<key>: state, scratch.ext4, meta */
+	char *keytext; /* what the key is a digest of (kept in meta) */
+	int lock_fd;   /* VM_MAKE: flock on <dir>.lock while it is made */
+	int state_fd;  /* VM_CLONE: the saved state, opened read-only, for -incoming */
+};
+
+/* A connection to QEMU's monitor (qmp.c). */
+struct qmp {
+	int fd;
+	int64_t deadline; /* vm_now_ms() by which every command must be answered */
+	size_t len;
+	char buf[65536];
+};
+struct json_object;
+/* Connects and negotiates capabilities; every later command must finish within timeout_ms. */
+int qmp_open(struct qmp *q, const char *path, int timeout_ms, struct kci_err *err);
+/* Sends a command (with pass_fd as SCM_RIGHTS if >= 0); *ret gets its "return" if non-NULL. */
+int qmp_cmd(struct qmp *q, const char *json, int pass_fd, struct json_object **ret,
+	    struct kci_err *err);
+void qmp_close(struct qmp *q);
 
 struct kci_vm {
 	pid_t pid;	 /* QEMU; 0 once reaped */
@@ -38,11 +75,19 @@ struct kci_vm {
 	int64_t started_ms, deadline_ms; /* CLOCK_MONOTONIC; deadline 0 = none */
 	int64_t booted_ms; /* when QEMU was last launched (the boot deadline's start) */
 	int64_t last_frame_ms;
-	int alive;	  /* the agent's first console line seen (session.c) */
-	int ready;	  /* HELLO received */
-	int busy;	  /* a process is running in the guest */
-	uint16_t next_id; /* last process id handed to the agent */
-	int broken;	  /* protocol error or death: never talk to the agent again */
+	int alive;	/* the agent's first console line seen (session.c) */
+	int hello;	/* the booting agent's HELLO received */
+	int resume_due; /* READY received (or restored): RESUME is to be sent */
+	int resumed;	/* RESUME sent: the agent's second HELLO makes it ready */
+	int ready;	/* HELLO after RESUME received: the agent runs commands */
+	enum vm_mode mode;
+	struct vm_template tmpl; /* with VM_MAKE and VM_CLONE */
+	char *ram;		 /* with VM_MAKE and VM_CLONE: the guest RAM's file */
+	int ram_fd;		 /* VM_MAKE: the memfd that vm->ram names */
+	char note[512];		 /* news for the user, told by the next kci_vm_exec() */
+	int busy;		 /* a process is running in the guest */
+	uint16_t next_id;	 /* last process id handed to the agent */
+	int broken;		 /* protocol error or death: never talk to the agent again */
 	struct vm_boot *boot;
 	int relaunches; /* boots that failed and were redone (vm_relaunch) */
 	struct kci_decoder *dec;
@@ -63,5 +108,27 @@ int vm_reap(struct kci_vm *vm, int block);
 int vm_relaunch(struct kci_vm *vm, struct kci_err *err);
 /* Waits up to ms for QEMU to exit by itself, draining the console; 1 if it did. */
 int vm_wait_exit(struct kci_vm *vm, int ms);
+/*
+ * A clone whose restore failed: removes its template, tells the user why
+ * (vm->note) and boots the VM cold from fresh disks.
+ */
+int vm_boot_cold(struct kci_vm *vm, const char *why, struct kci_err *err);
+
+/* ---- template.c ---- */
+/*
+ * Decides how vm boots from vm->boot: finds a usable template (VM_CLONE,
+ * its state opened), or takes the lock to make one (VM_MAKE), or neither
+ * (VM_COLD, when another kci is making it). A damaged template is removed
+ * here, with a note. `qemu_argv_text` is the command line every mode shares.
+ */
+void template_choose(struct kci_vm *vm, const char *qemu_exe, const char *qemu_argv_text);
+/* VM_MAKE, at READY: saves the running guest and its scratch disk, then lets it go on. */
+int template_save(struct kci_vm *vm, struct kci_err *err);
+/* VM_CLONE, once QEMU runs: has it load the template's state from its fd `fd`. */
+int template_incoming(struct kci_vm *vm, int fd, struct kci_err *err);
+/* Removes a template (it failed, or its inputs are gone). */
+void template_remove(const char *dir);
+/* Releases what vm->tmpl holds (the lock of an unfinished template, the state fd). */
+void template_release(struct vm_template *t);
 
 #endif

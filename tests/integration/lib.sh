@@ -29,6 +29,9 @@ assert_clean() {
 	if [ -d "$KCI_HOME/cache" ] && ls "$KCI_HOME/cache" | grep -q '\.tmp-'; then
 		fail "temporary files left in the cache: $(ls "$KCI_HOME/cache")"
 	fi
+	if [ -d "$KCI_HOME/cache/templates" ] && ls "$KCI_HOME/cache/templates" | grep -q '\.tmp-'; then
+		fail "half-made VM templates left: $(ls "$KCI_HOME/cache/templates")"
+	fi
 }
 
 finish() {

@@ -123,6 +123,7 @@ start(struct fixture *f, int network)
 	kci_engine_vm_opts(f->kit, &f->root, &vo);
 	vo.network = network;
 	vo.scratch_mib = 64;
+	vo.warm = 0; /* these are boots: a VM restored from a template has none */
 	if (kci_vm_start(&vm, &vo, &err) < 0)
 		fail_msg("%s", err.msg);
 	return vm;

@@ -230,6 +230,52 @@ test_proto__resize(void **state)
 	assert_int_equal(kci_proto_parse_resize(p, 3, &r, &c, &err), KCI_PROTO);
 }
 
+static void
+test_proto__resume_roundtrip_and_rejects(void **state)
+{
+	struct kci_err err = KCI_ERR_INIT;
+	struct kci_resume r = { .time_ns = 1765000000123456789LL }, back;
+	size_t len;
+	char *json;
+
+	(void)state;
+	for (int i = 0; i < KCI_RESUME_ENTROPY; i++)
+		r.entropy[i] = (uint8_t)(i * 37 + 1);
+	strcpy(r.hostname, "kci-0a1b2c3d");
+	strcpy(r.machine_id, "0123456789abcdef0123456789abcdef");
+	json = kci_proto_encode_resume(&r, &len);
+	assert_int_equal(kci_proto_parse_resume((const uint8_t *)json, len, &back, &err), 0);
+	free(json);
+	assert_true(back.time_ns == r.time_ns);
+	assert_memory_equal(back.entropy, r.entropy, KCI_RESUME_ENTROPY);
+	assert_string_equal(back.hostname, r.hostname);
+	assert_string_equal(back.machine_id, r.machine_id);
+
+	/* What a broken or hostile host could send instead. */
+	static const char *const bad[] = {
+		"{}",
+		"{\"time_ns\":-1,\"entropy\":\"00\",\"hostname\":\"a\",\"machine_id\":\"00\"}",
+		"{\"time_ns\":1,\"entropy\":\"zz\",\"hostname\":\"a\","
+		"\"machine_id\":\"0123456789abcdef0123456789abcdef\"}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(kci_proto_parse_resume((const uint8_t *)bad[i], strlen(bad[i]),
+							&back, &err),
+				 KCI_PROTO);
+	/* A hostname that would be shell or path syntax somewhere is refused. */
+	strcpy(r.hostname, "a/b");
+	json = kci_proto_encode_resume(&r, &len);
+	assert_int_equal(kci_proto_parse_resume((const uint8_t *)json, len, &back, &err),
+			 KCI_PROTO);
+	free(json);
+	strcpy(r.hostname, "kci-1");
+	strcpy(r.machine_id, "0123456789ABCDEF0123456789abcdef");
+	json = kci_proto_encode_resume(&r, &len);
+	assert_int_equal(kci_proto_parse_resume((const uint8_t *)json, len, &back, &err),
+			 KCI_PROTO);
+	free(json);
+}
+
 int
 main(void)
 {
@@ -243,6 +289,7 @@ main(void)
 		cmocka_unit_test(test_proto__deep_json_rejected),
 		cmocka_unit_test(test_proto__run_roundtrip),
 		cmocka_unit_test(test_proto__resize),
+		cmocka_unit_test(test_proto__resume_roundtrip_and_rejects),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -175,6 +175,55 @@ test_qemu__workspace_and_nat(void **state)
 	kci_strv_free(argv);
 }
 
+/*
+ * VM templates: the VM that makes one shares its RAM file; a clone maps the
+ * template's privately, boots no kernel and waits for its state over QMP.
+ */
+static void
+test_qemu__template_make_and_clone(void **state)
+{
+	struct qemu_cmd c = { .kernel = "k",
+			      .initrd = "i",
+			      .rootfs = "r",
+			      .accel = KCI_ACCEL_TCG,
+			      .cpus = 2,
+			      .memory_mib = 512,
+			      .console_fd = 3,
+			      .agent_fd = 4,
+			      .qmp_fd = 5,
+			      .ram_path = "/vm/ram",
+			      .ram_shared = 1 };
+	char **argv = qemu_argv(&c);
+
+	(void)state;
+	assert_true(has_arg(argv, "-M", ",memory-backend=kci-ram"));
+	assert_true(has_arg(argv, "-object",
+			    "memory-backend-file,id=kci-ram,size=512M,mem-path=/vm/ram,share=on"));
+	assert_true(has_arg(argv, "-kernel", "k"));
+	assert_false(has_arg(argv, "-incoming", ""));
+	kci_strv_free(argv);
+
+	c.ram_shared = 0;
+	c.restore_fd = 7;
+	argv = qemu_argv(&c);
+	assert_true(has_arg(argv, "-object", "mem-path=/vm/ram,share=off"));
+	assert_true(has_arg(argv, "-incoming", "defer"));
+	assert_false(has_arg(argv, "-kernel", ""));
+	assert_false(has_arg(argv, "-initrd", ""));
+	assert_false(has_arg(argv, "-append", ""));
+	/* The devices are the saved guest's: the same as when it was made. */
+	assert_true(has_arg(argv, "-device", "virtio-blk-device,drive=root,serial=kci-root"));
+	kci_strv_free(argv);
+
+	/* A cold VM's RAM is QEMU's own. */
+	c.ram_path = NULL;
+	c.restore_fd = 0;
+	argv = qemu_argv(&c);
+	assert_false(has_arg(argv, "-object", "memory-backend"));
+	assert_false(has_arg(argv, "-M", "memory-backend"));
+	kci_strv_free(argv);
+}
+
 /* Without a network there is no NIC at all, and the agent is told nothing. */
 static void
 test_qemu__no_network_no_nic(void **state)
@@ -267,6 +316,7 @@ main(void)
 		cmocka_unit_test(test_qemu__kvm_has_no_tsc_hint),
 		cmocka_unit_test(test_qemu__workspace_and_nat),
 		cmocka_unit_test(test_qemu__no_network_no_nic),
+		cmocka_unit_test(test_qemu__template_make_and_clone),
 		cmocka_unit_test(test_accel__pvm_host_gets_tcg),
 		cmocka_unit_test(test_console__tail_and_panic),
 		cmocka_unit_test(test_console__shows_across_reads_and_wrap),
