@@ -139,9 +139,10 @@ qemu_argv(const struct qemu_cmd *c)
 	 * loglevel=5 after quiet: warnings still reach the console, which is how
 	 * the session sees a failed timer calibration (vm/session.c, BOOT_TRIES).
 	 */
+	/* A VM that makes a template warms the guest's caches first (agent/resume.c). */
 	add2(&a, "-append",
-	     kci_xasprintf(
-		     "console=ttyS0 quiet loglevel=5 panic=-1 reboot=t i8042.noaux i8042.nokbd%s%s",
-		     tsc, net));
+	     kci_xasprintf("console=ttyS0 quiet loglevel=5 panic=-1 reboot=t i8042.noaux "
+			   "i8042.nokbd%s%s%s",
+			   tsc, net, c->ram_shared ? " kci.prewarm" : ""));
 	return a.v;
 }

@@ -200,6 +200,7 @@ test_qemu__template_make_and_clone(void **state)
 	assert_true(has_arg(argv, "-object",
 			    "memory-backend-file,id=kci-ram,size=512M,mem-path=/vm/ram,share=on"));
 	assert_true(has_arg(argv, "-kernel", "k"));
+	assert_true(has_arg(argv, "-append", " kci.prewarm"));
 	assert_false(has_arg(argv, "-incoming", ""));
 	kci_strv_free(argv);
 
@@ -221,6 +222,7 @@ test_qemu__template_make_and_clone(void **state)
 	argv = qemu_argv(&c);
 	assert_false(has_arg(argv, "-object", "memory-backend"));
 	assert_false(has_arg(argv, "-M", "memory-backend"));
+	assert_false(has_arg(argv, "-append", "kci.prewarm"));
 	kci_strv_free(argv);
 }
 
