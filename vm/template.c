@@ -230,7 +230,7 @@ check(const char *dir, const char *keytext, int *state_fd, char *why, size_t why
 			 (long long)meta_int(m, "state_bytes"));
 		goto out;
 	}
-	/* The guest's RAM: a flipped bit would not fail the restore but corrupt a job. */
+	/* The device state is small: a flipped bit in it might restore, and break the job. */
 	if (hash_fd(fd, hex, &err) < 0) {
 		snprintf(why, whylen, "its state: %.200s", err.msg);
 		goto out;

@@ -6,7 +6,8 @@
 command -v passt >/dev/null || { fail "passt is not installed (scripts/install-deps.sh)"; exit 1; }
 repo=$KCI_HOME/repo
 new_repo "$repo"
-port=18081
+# A free port: this test also runs cold (integration/cold/), possibly at the same time.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("0.0.0.0",0)); print(s.getsockname()[1])')
 # What the host's server serves: a guest that prints it has reached the host's loopback.
 # (Only the content proves it: this network's intercepting proxy accepts connections to
 # any address, so a successful connect alone proves nothing.)
