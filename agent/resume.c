@@ -95,6 +95,8 @@ apply(struct agent *a, const struct kci_resume *r)
  * libraries, their directory entries) is then in the saved page cache, and
  * every clone's first command starts ~50 ms sooner under TCG. Best effort:
  * an image without /bin/sh just skips it, and a shell that hangs is killed.
+ * Nothing it started may live on into the saved guest: everything but PID 1
+ * is killed and reaped before READY.
  */
 static void
 prewarm(void)
@@ -120,13 +122,12 @@ prewarm(void)
 	for (int i = 0; pid > 0 && i < 10 * PREWARM_SEC; i++) {
 		struct timespec tick = { 0, 100 * 1000 * 1000 };
 		if (waitpid(pid, &status, WNOHANG) != 0)
-			return;
+			break;
 		nanosleep(&tick, NULL);
 	}
-	if (pid > 0) {
-		kill(pid, SIGKILL);
-		waitpid(pid, &status, 0);
-	}
+	(void)kill(-1, SIGKILL);
+	while (waitpid(-1, &status, 0) > 0 || errno == EINTR)
+		;
 }
 
 void
