@@ -190,8 +190,7 @@ check_room(const struct kci_vm_opts *o, struct kci_err *err)
 
 	if (o->workspace && stat(o->workspace, &st) == 0)
 		work = (o->warm ? work_pad(o->workspace) : (uint64_t)st.st_size) >> 20;
-	/* With templates, the VM that makes one has its RAM in a file there too. */
-	worst = o->scratch_mib + work + (o->warm ? o->memory_mib : 0);
+	worst = o->scratch_mib + work;
 	if (!worst || statvfs(o->run_dir, &v) < 0)
 		return 0;
 	avail = (uint64_t)v.f_bavail * v.f_frsize >> 20;
@@ -657,8 +656,16 @@ make_ram(struct kci_vm *vm, struct kci_err *err)
 	 * kill QEMU (SIGBUS) the moment it filled up.
 	 */
 	if (statfs(dir, &sfs) < 0 || sfs.f_type != TMPFS_MAGIC || access(dir, W_OK) < 0 ||
-	    (uint64_t)sfs.f_bavail * (uint64_t)sfs.f_bsize < (vm->boot->memory_mib + 256) << 20)
+	    (uint64_t)sfs.f_bavail * (uint64_t)sfs.f_bsize < (vm->boot->memory_mib + 256) << 20) {
+		/* On the disk, with the same care: check_room() did not count it. */
+		uint64_t need = vm->boot->memory_mib + vm->boot->scratch_mib + VM_DISK_RESERVE_MIB;
 		dir = vm->dir;
+		if (statfs(dir, &sfs) == 0 &&
+		    ((uint64_t)sfs.f_bavail * (uint64_t)sfs.f_bsize >> 20) < need)
+			return kci_err_set(err, KCI_NOSPACE,
+					   "no room for its %llu MiB of RAM in %s or /dev/shm",
+					   (unsigned long long)vm->boot->memory_mib, dir);
+	}
 	sweep_ram_files(dir);
 	vm->ram = kci_xasprintf("%s/" RAM_PREFIX "%d-XXXXXX", dir, (int)getpid());
 	vm->ram_fd = mkostemp(vm->ram, O_CLOEXEC);
