@@ -427,6 +427,19 @@ done:
 	return rc;
 }
 
+/* fsync(2) of a file or directory by name. */
+static int
+sync_file(const char *path, struct kci_err *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc = 0;
+
+	if (fd < 0 || fsync(fd) < 0)
+		rc = kci_err_sys(err, errno, "sync %s", path);
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
 static int
 write_small(const char *dir, const char *name, const char *text, struct kci_err *err)
 {
@@ -532,7 +545,8 @@ template_save(struct kci_vm *vm, struct kci_err *err)
 	if (saved && rc == 0 && vm->boot->scratch) {
 		free(path);
 		path = kci_xasprintf("%s/scratch.ext4", tmp);
-		rc = vm_copy_sparse(vm->boot->scratch, path, err);
+		if ((rc = vm_copy_sparse(vm->boot->scratch, path, err)) == 0)
+			rc = sync_file(path, err);
 	}
 	if (saved) {
 		struct kci_err cerr = KCI_ERR_INIT;
@@ -545,12 +559,18 @@ template_save(struct kci_vm *vm, struct kci_err *err)
 	}
 	if (rc < 0 || (rc = finish_files(vm, tmp, state_fd, err)) < 0)
 		goto out;
+	/* Every file is on the disk before the name says the template is whole. */
+	if ((rc = sync_file(tmp, err)) < 0)
+		goto out;
 	if (rename(tmp, t->dir) < 0) {
 		rc = kci_err_sys(err, errno, "rename %s", tmp);
 		goto out;
 	}
 	free(tmp);
 	tmp = NULL;
+	char *root = templates_dir(vm->boot->cache_dir);
+	(void)sync_file(root, err);
+	free(root);
 out:
 	qmp_close(&q);
 	if (state_fd >= 0)
