@@ -29,26 +29,31 @@ kci_sha256_update(struct kci_sha256 *h, const void *data, size_t len)
 }
 
 int
-kci_sha256_update_file(struct kci_sha256 *h, const char *path, struct kci_err *err)
+kci_sha256_update_fd(struct kci_sha256 *h, int fd, const char *shown, struct kci_err *err)
 {
 	char buf[65536];
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n;
 
-	if (fd < 0)
-		return kci_err_sys(err, errno, "open %s", path);
 	while ((n = read(fd, buf, sizeof(buf))) != 0) {
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0) {
-			int rc = kci_err_sys(err, errno, "read %s", path);
-			close(fd);
-			return rc;
-		}
+		if (n < 0)
+			return kci_err_sys(err, errno, "read %s", shown);
 		EVP_DigestUpdate(h->ctx, buf, (size_t)n);
 	}
-	close(fd);
 	return 0;
+}
+
+int
+kci_sha256_update_file(struct kci_sha256 *h, const char *path, struct kci_err *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), rc;
+
+	if (fd < 0)
+		return kci_err_sys(err, errno, "open %s", path);
+	rc = kci_sha256_update_fd(h, fd, path, err);
+	close(fd);
+	return rc;
 }
 
 void

@@ -13,6 +13,8 @@ struct kci_sha256 *kci_sha256_new(void);
 void kci_sha256_update(struct kci_sha256 *h, const void *data, size_t len);
 /* Hashes a file's contents into h. */
 int kci_sha256_update_file(struct kci_sha256 *h, const char *path, struct kci_err *err);
+/* The same from an open fd's offset to its end (`shown` names it in messages). */
+int kci_sha256_update_fd(struct kci_sha256 *h, int fd, const char *shown, struct kci_err *err);
 /* Writes 64 hex digits + NUL into out and frees h. */
 void kci_sha256_hex(struct kci_sha256 *h, char out[65]);
 void kci_sha256_free(struct kci_sha256 *h);

@@ -198,6 +198,8 @@ void cache_prune_superseded(const char *cache_dir, const char *prefix, const cha
 
 /* Copies only the data extents of src into a new file dst (0600); rootfs.c. */
 int vm_copy_sparse(const char *src, const char *dst, struct kci_err *err);
+/* The same from an open fd; with zero_holes, all-zero 4 KiB pages become holes too. */
+int vm_copy_extents(int in, const char *what, const char *dst, int zero_holes, struct kci_err *err);
 
 /* A program's absolute path: from PATH, then the sbin dirs; or a path as given. NULL if none. */
 char *tool_path(const char *name);

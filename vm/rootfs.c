@@ -384,16 +384,20 @@ out:
 	return rc;
 }
 
-/* Copies only the data extents of src into a new dst: a formatted 8G disk is ~4 MiB of data. */
+/*
+ * Copies the data extents of `in` (named `what` in messages) into a new
+ * sparse file dst (0600). With zero_holes, 4 KiB pages that are all zero are
+ * left out as well, as holes.
+ */
 int
-vm_copy_sparse(const char *src, const char *dst, struct kci_err *err)
+vm_copy_extents(int in, const char *what, const char *dst, int zero_holes, struct kci_err *err)
 {
-	int in = open(src, O_RDONLY | O_CLOEXEC), outfd = -1, rc = 0;
+	static const uint8_t zero[4096];
+	static __thread uint8_t buf[1 << 20];
+	int outfd, rc = 0;
 	struct stat st;
 	off_t data, hole;
 
-	if (in < 0)
-		return kci_err_sys(err, errno, "open %s", src);
 	outfd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (outfd < 0 || fstat(in, &st) < 0 || ftruncate(outfd, st.st_size) < 0) {
 		rc = kci_err_sys(err, errno, "create %s", dst);
@@ -405,20 +409,42 @@ vm_copy_sparse(const char *src, const char *dst, struct kci_err *err)
 			hole = st.st_size;
 		for (off_t off = data; off < hole;) {
 			off_t o_in = off, o_out = off;
-			ssize_t n =
-				copy_file_range(in, &o_in, outfd, &o_out, (size_t)(hole - off), 0);
+			size_t want = (size_t)(hole - off);
+			ssize_t n = zero_holes ? pread(in, buf,
+						       want < sizeof(buf) ? want : sizeof(buf), off)
+					       : copy_file_range(in, &o_in, outfd, &o_out, want, 0);
 			if (n <= 0) {
-				rc = kci_err_sys(err, n < 0 ? errno : EIO, "copy %s", src);
+				rc = kci_err_sys(err, n < 0 ? errno : EIO, "copy %s", what);
 				goto out;
+			}
+			for (ssize_t p = 0; zero_holes && p < n; p += 4096) {
+				size_t len = (size_t)(n - p < 4096 ? n - p : 4096);
+				if (memcmp(buf + p, zero, len) != 0 &&
+				    pwrite(outfd, buf + p, len, off + p) != (ssize_t)len) {
+					rc = kci_err_sys(err, errno, "write %s", dst);
+					goto out;
+				}
 			}
 			off += n;
 		}
 	}
 	if (errno != ENXIO)
-		rc = kci_err_sys(err, errno, "seek %s", src);
+		rc = kci_err_sys(err, errno, "seek %s", what);
 out:
-	close(in);
 	if (outfd >= 0)
 		close(outfd);
+	return rc;
+}
+
+/* Copies only the data extents of src into a new dst: a formatted 8G disk is ~4 MiB of data. */
+int
+vm_copy_sparse(const char *src, const char *dst, struct kci_err *err)
+{
+	int in = open(src, O_RDONLY | O_CLOEXEC), rc;
+
+	if (in < 0)
+		return kci_err_sys(err, errno, "open %s", src);
+	rc = vm_copy_extents(in, src, dst, 0, err);
+	close(in);
 	return rc;
 }

@@ -164,22 +164,15 @@ meta_int(struct json_object *m, const char *key)
 static int
 hash_fd(int fd, char hex[65], struct kci_err *err)
 {
-	struct kci_sha256 *h = kci_sha256_new();
-	static __thread char buf[1 << 20];
-	ssize_t n;
+	struct kci_sha256 *h;
+	int rc;
 
-	if (lseek(fd, 0, SEEK_SET) < 0) {
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return kci_err_sys(err, errno, "seek the state");
+	h = kci_sha256_new();
+	if ((rc = kci_sha256_update_fd(h, fd, "the state", err)) < 0) {
 		kci_sha256_free(h);
-		return kci_err_sys(err, errno, "seek");
-	}
-	while ((n = read(fd, buf, sizeof(buf))) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			kci_sha256_free(h);
-			return kci_err_sys(err, errno, "read");
-		}
-		kci_sha256_update(h, buf, (size_t)n);
+		return rc;
 	}
 	kci_sha256_hex(h, hex);
 	return 0;
@@ -374,59 +367,6 @@ wait_migration(struct qmp *q, struct kci_err *err)
 	}
 }
 
-/*
- * Copies the saved guest's RAM without its zero pages: the file the guest
- * wrote has every page it ever touched, and whatever it freed since is
- * often zero. Holes cost nothing on disk and map as zeros.
- */
-static int
-copy_ram(int in, const char *dst, struct kci_err *err)
-{
-	static const uint8_t zero[4096];
-	static __thread uint8_t buf[1 << 20];
-	const char *src = "the guest's RAM";
-	int out = -1, rc = 0;
-	struct stat st;
-	off_t data, hole;
-
-	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (out < 0 || fstat(in, &st) < 0 || ftruncate(out, st.st_size) < 0) {
-		rc = kci_err_sys(err, errno, "create %s", dst);
-		goto done;
-	}
-	for (data = 0; (data = lseek(in, data, SEEK_DATA)) >= 0; data = hole) {
-		if ((hole = lseek(in, data, SEEK_HOLE)) < 0)
-			hole = st.st_size;
-		for (off_t off = data; off < hole;) {
-			size_t want =
-				(size_t)(hole - off < (off_t)sizeof(buf) ? hole - off
-									 : (off_t)sizeof(buf));
-			ssize_t n = pread(in, buf, want, off);
-			if (n <= 0) {
-				rc = kci_err_sys(err, n < 0 ? errno : EIO, "read %s", src);
-				goto done;
-			}
-			for (ssize_t p = 0; p < n; p += 4096) {
-				size_t len = (size_t)(n - p < 4096 ? n - p : 4096);
-				if (memcmp(buf + p, zero, len) != 0 &&
-				    pwrite(out, buf + p, len, off + p) != (ssize_t)len) {
-					rc = kci_err_sys(err, errno, "write %s", dst);
-					goto done;
-				}
-			}
-			off += n;
-		}
-	}
-	if (errno != ENXIO)
-		rc = kci_err_sys(err, errno, "seek %s", src);
-	else if (fsync(out) < 0)
-		rc = kci_err_sys(err, errno, "write %s", dst);
-done:
-	if (out >= 0)
-		close(out);
-	return rc;
-}
-
 /* fsync(2) of a file or directory by name. */
 static int
 sync_file(const char *path, struct kci_err *err)
@@ -540,7 +480,9 @@ template_save(struct kci_vm *vm, struct kci_err *err)
 	if (saved) {
 		free(path);
 		path = kci_xasprintf("%s/ram", tmp);
-		rc = copy_ram(vm->ram_fd, path, err);
+		/* What the guest touched and freed since is often zero: no need to keep it. */
+		if ((rc = vm_copy_extents(vm->ram_fd, "the guest's RAM", path, 1, err)) == 0)
+			rc = sync_file(path, err);
 	}
 	if (saved && rc == 0 && vm->boot->scratch) {
 		free(path);
